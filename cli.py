@@ -1,0 +1,55 @@
+"""splitpriv command line: parse, call the library, format. No logic of its own.
+
+    python cli.py zoo                         list the model zoo
+    python cli.py profile vgg19               cost table of every split point
+    python cli.py leakage --model resnet50    privacy leakage by decoder inversion
+    python cli.py evaluate --policy all       heuristic baselines on the CMDP environment
+    python cli.py train --profiles data/profiles   HC-MAPPO-L and its ablations
+
+Library code raises ``profiler.errors.UserInputError`` for bad input; it is printed here as one
+line on stderr with exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from profiler.errors import UserInputError
+
+
+class _Main(click.Group):
+    """Top-level group that turns user errors into one line and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserInputError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="splitpriv")
+def main() -> None:
+    """Cost and privacy leakage of split DNN inference, and the HC-MAPPO-L optimiser over them."""
+
+
+def _register() -> None:
+    from inversion.commands import leakage
+    from optimizer.commands import evaluate
+    from optimizer.train_commands import train
+    from profiler.commands import profile, zoo
+
+    for command in (zoo, profile, leakage, evaluate, train):
+        main.add_command(command)
+
+
+_register()
+
+if __name__ == "__main__":
+    main()
