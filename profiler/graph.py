@@ -1,0 +1,230 @@
+"""Valid split points of a model, found from its traced graph (torch.fx); no per-architecture tables.
+
+A *cut* is a place in the topologically ordered graph where exactly one tensor is live: everything
+before it can run on the device, everything after it on the server, and only that tensor crosses.
+A *unit* is one computational layer (conv, linear, matmul) together with the non-computational ops
+that follow it up to the next valid cut (BN, activation, pooling, flatten, dropout, residual add).
+Inside a residual block two tensors are live, so a whole block becomes one unit by itself.
+
+Split point ``z`` (paper: ``z_{i,k}``) runs units ``1..z`` on the device and ``z+1..L`` on the server;
+``z = 0`` sends the raw input, ``z = L`` runs everything locally.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import traceback
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from profiler.errors import UserInputError
+
+#: Module types and functions that make a node *computational* (they open a new unit).
+COMPUTATIONAL_MODULES: tuple[type[nn.Module], ...] = (
+    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
+    nn.Linear, nn.Bilinear,
+)
+COMPUTATIONAL_FUNCTIONS: tuple[Callable, ...] = (
+    F.conv1d, F.conv2d, F.conv3d, F.linear, torch.conv1d, torch.conv2d, torch.conv3d,
+    torch.matmul, torch.mm, torch.bmm, operator.matmul,
+)
+
+#: Attribute a user sets on an ``nn.Sequential`` to make each child one unit (no tracing).
+EXPLICIT_UNITS_ATTR = "splitpriv_explicit_units"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One split unit: ``module`` maps the tensor crossing cut ``index-1`` to the one crossing cut ``index``."""
+
+    index: int
+    name: str
+    modules: tuple[str, ...]
+    module: nn.Module
+
+
+class SplitModel(nn.Module):
+    """A model re-expressed as the chain of its units; ``SplitModel(x) == model(x)``."""
+
+    def __init__(self, units: Iterable[Unit]):
+        super().__init__()
+        self.unit_info: list[Unit] = list(units)
+        self.blocks = nn.ModuleList(u.module for u in self.unit_info)
+
+    @property
+    def units(self) -> list[Unit]:
+        return self.unit_info
+
+    @property
+    def num_units(self) -> int:
+        """L: the number of units, so split points are ``0..L``."""
+        return len(self.unit_info)
+
+    def _check(self, z: int) -> None:
+        if not 0 <= z <= self.num_units:
+            raise UserInputError(f"split point {z} out of range 0..{self.num_units}")
+
+    def head(self, z: int) -> nn.Sequential:
+        """Device side of split ``z``: units ``1..z`` (identity for ``z = 0``)."""
+        self._check(z)
+        return nn.Sequential(*self.blocks[:z])
+
+    def tail(self, z: int) -> nn.Sequential:
+        """Server side of split ``z``: units ``z+1..L`` (identity for ``z = L``)."""
+        self._check(z)
+        return nn.Sequential(*self.blocks[z:])
+
+    def cut_tensors(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``[x, out_1, ..., out_L]``: the tensor that crosses every split point, from one forward pass."""
+        outs = [x]
+        for block in self.blocks:
+            outs.append(block(outs[-1]))
+        return outs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+def _is_computational(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    if node.op == "call_module":
+        return isinstance(modules[node.target], COMPUTATIONAL_MODULES)
+    if node.op == "call_function":
+        return node.target in COMPUTATIONAL_FUNCTIONS
+    return node.op == "call_method" and node.target == "matmul"
+
+
+def _trace(model: nn.Module) -> fx.GraphModule:
+    try:
+        return fx.symbolic_trace(model)
+    except Exception as exc:  # fx raises many types (TraceError, TypeError, NotImplementedError, ...)
+        raise UserInputError(_untraceable_message(model, exc)) from None
+
+
+def _untraceable_message(model: nn.Module, exc: Exception) -> str:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if f"{os.sep}torch{os.sep}" not in f.filename and f.filename != __file__]
+    where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno} `{frames[-1].line}`" if frames else ""
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (f"{type(model).__name__} is not traceable by torch.fx{where}: {first_line}. "
+            f"Remove the data-dependent step, or give explicit units: return an nn.Sequential of unit "
+            f"modules with `{EXPLICIT_UNITS_ATTR} = True`")
+
+
+def _last_uses(nodes: list[fx.Node]) -> list[int]:
+    """For each node, the position of its last user (-1 if unused)."""
+    pos = {n: i for i, n in enumerate(nodes)}
+    return [max((pos[u] for u in n.users), default=-1) for n in nodes]
+
+
+def _live_after(nodes: list[fx.Node], last_use: list[int], q: int) -> list[fx.Node]:
+    """Tensor values defined at or before position ``q`` and still needed after it (weights excluded)."""
+    return [nodes[i] for i in range(q + 1)
+            if last_use[i] > q and nodes[i].op not in ("get_attr", "output")]
+
+
+def _valid_cuts(gm: fx.GraphModule) -> dict[int, fx.Node]:
+    """Positions ``q`` after which exactly one value is live, mapped to that value."""
+    nodes = list(gm.graph.nodes)
+    last_use = _last_uses(nodes)
+    cuts = {}
+    for q in range(len(nodes) - 1):
+        live = _live_after(nodes, last_use, q)
+        if len(live) == 1:
+            cuts[q] = live[0]
+    return cuts
+
+
+def _unit_boundaries(nodes: list[fx.Node], comp: list[int], cuts: dict[int, fx.Node]) -> list[int]:
+    """Cut positions that close each unit: the latest valid cut before each next computational node."""
+    bounds = []
+    for prev, nxt in zip(comp, comp[1:]):
+        candidates = [q for q in cuts if prev <= q < nxt]
+        if candidates:
+            bounds.append(max(candidates))
+    return bounds
+
+
+def _segment_module(gm: fx.GraphModule, nodes: list[fx.Node], start: int, stop: int,
+                    inp: fx.Node, out: fx.Node) -> fx.GraphModule:
+    """A GraphModule of nodes ``start..stop`` reading ``inp`` and returning ``out`` (weights shared)."""
+    graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {inp: graph.placeholder("x")}
+
+    def lookup(n: fx.Node) -> fx.Node:
+        if n not in env:  # a weight read before this segment: copy the get_attr here
+            if n.op != "get_attr":
+                raise AssertionError(f"value {n} crosses a cut that was judged valid")
+            env[n] = graph.node_copy(n, lookup)
+        return env[n]
+
+    for n in nodes[start:stop + 1]:
+        if n in env or n.op in ("placeholder", "output"):
+            continue
+        env[n] = graph.node_copy(n, lookup)
+    graph.output(lookup(out))
+    segment = fx.GraphModule(gm, graph)
+    segment.graph.eliminate_dead_code()
+    segment.recompile()
+    return segment
+
+
+def _unit_name(segment: list[fx.Node], modules: dict[str, nn.Module]) -> tuple[str, tuple[str, ...]]:
+    names = tuple(str(n.target) for n in segment if n.op == "call_module")
+    comp = [str(n.target) if n.op == "call_module" else n.name
+            for n in segment if _is_computational(n, modules)]
+    if len(comp) > 1:
+        prefix = os.path.commonprefix([c.split(".") for c in comp])
+        if prefix:
+            return ".".join(prefix), names
+    return (comp[0] if comp else (names[0] if names else segment[0].name)), names
+
+
+def _explicit_units(model: nn.Sequential) -> SplitModel:
+    children = list(model.named_children())
+    if not children:
+        raise UserInputError(f"{type(model).__name__} declares explicit units but has no children")
+    return SplitModel(Unit(i, name, tuple(f"{name}.{m}" if m else name for m, _ in child.named_modules()), child)
+                      for i, (name, child) in enumerate(children, start=1))
+
+
+def split_model(model: nn.Module, example_input: torch.Tensor | None = None) -> SplitModel:
+    """Trace ``model`` and return it as a chain of split units sharing its weights.
+
+    ``example_input`` is accepted for symmetry with the cost passes (tracing is symbolic and does not
+    need it). Raises :class:`UserInputError` if the model cannot be traced, has more than one input
+    or output, or contains no computational layer.
+    """
+    if getattr(model, EXPLICIT_UNITS_ATTR, False) and isinstance(model, nn.Sequential):
+        return _explicit_units(model)
+    gm = _trace(model)
+    nodes = list(gm.graph.nodes)
+    modules = dict(gm.named_modules())
+    placeholders = [n for n in nodes if n.op == "placeholder"]
+    if len(placeholders) != 1:
+        raise UserInputError(f"{type(model).__name__}.forward takes {len(placeholders)} inputs; "
+                             "split points need a model with exactly one input tensor")
+    output = nodes[-1]
+    if len(output.all_input_nodes) != 1 or not isinstance(output.args[0], fx.Node):
+        raise UserInputError(f"{type(model).__name__}.forward must return one tensor, not a tuple or dict")
+    comp = [i for i, n in enumerate(nodes) if _is_computational(n, modules)]
+    if not comp:
+        raise UserInputError(f"{type(model).__name__} has no computational layer (conv, linear, matmul) to split at")
+    cuts = _valid_cuts(gm)
+    bounds = _unit_boundaries(nodes, comp, cuts)
+    starts = [0] + [q + 1 for q in bounds]
+    stops = bounds + [len(nodes) - 2]
+    inputs = [placeholders[0]] + [cuts[q] for q in bounds]
+    outputs = [cuts[q] for q in bounds] + [output.args[0]]
+    units = []
+    for i, (a, b, inp, out) in enumerate(zip(starts, stops, inputs, outputs), start=1):
+        segment = [n for n in nodes[a:b + 1] if n.op not in ("placeholder", "output")]
+        name, names = _unit_name(segment, modules)
+        units.append(Unit(i, name, names, _segment_module(gm, nodes, a, b, inp, out)))
+    return SplitModel(units)
