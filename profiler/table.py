@@ -122,6 +122,16 @@ def validate(table: dict[str, Any], source: str = "profile", require_leakage: bo
             _check_number(source, where, key, split[key])
         for key in ("device_latency_ms", "server_latency_ms"):
             _check_number(source, where, key, split[key], optional=True)
+        sent = table["input_bytes"] if z == 0 else units[z - 1]["output_bytes"]
+        if split["uplink_bytes"] != sent:
+            raise _fail(source, where + "uplink_bytes", f"is {split['uplink_bytes']} but the tensor crossing "
+                                                        f"split {z} has {sent} bytes")
+        for kind in ("macs", "flops"):
+            device = sum(u[kind] for u in units[:z])
+            server = sum(u[kind] for u in units[z:])
+            if (split[f"device_{kind}"], split[f"server_{kind}"]) != (device, server):
+                raise _fail(source, f"{where}device_{kind}", f"and server_{kind} must sum units 1..{z} and "
+                                                             f"{z + 1}..L ({device}, {server})")
         leak = split.get("leakage")
         if leak is None:
             if require_leakage:
