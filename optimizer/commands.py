@@ -1,9 +1,147 @@
-"""TEMPORARY placeholder written by the lead; the owner replaces this file."""
+"""``cli.py evaluate``: heuristic baselines on the CMDP environment. Parse, call the library, format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
 import click
+import torch
+
+from optimizer import baselines
+from optimizer.config import EvaluateConfig, apply_overrides, from_dict, load_file, to_dict
+from optimizer.env import EdgeEnv, ServiceCatalog
+from optimizer.evaluate import METRICS, EvalResult, evaluate_baseline, run_episodes
 from profiler.errors import UserInputError
 
+_COLUMNS = (("energy_j", "energy (J)"), ("privacy_cost", "privacy cost"), ("delay_s", "delay (s)"),
+            ("success_rate", "success"), ("user_cost", "user cost"))
 
-@click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1)
-def evaluate(args):
-    raise UserInputError("evaluate is not built yet")
+
+def _format_table(results: dict[str, EvalResult]) -> str:
+    rows = [["policy"] + [title for _, title in _COLUMNS] + ["delay <= limit"]]
+    for name, res in results.items():
+        summ = res.summary()
+        cells = [f"{summ[m].mean:.4g} ± {summ[m].ci95:.2g}" for m, _ in _COLUMNS]
+        verdict = "yes" if res.delay_ok else "NO"
+        if "lambda" in res.extra:
+            verdict += f" (λ={res.extra['lambda']:.3g})"
+        rows.append([name] + cells + [verdict])
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def _write_atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write_results(path: Path, results: dict[str, EvalResult], cfg: EvaluateConfig, profiles: str) -> None:
+    records = [{"policy": name, **res.to_record()} for name, res in results.items()]
+    if path.suffix.lower() == ".json":
+        text = json.dumps({"profiles": profiles, "config": to_dict(cfg), "results": records}, indent=1) + "\n"
+    elif path.suffix.lower() == ".csv":
+        buf = io.StringIO()
+        keys = ["policy"] + [k for m in METRICS for k in (m, m + "_ci95")] + ["episodes", "delay_limit_s",
+                                                                              "delay_ok", "deployment", "lambda"]
+        writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(records)
+        text = buf.getvalue()
+    else:
+        raise UserInputError(f"--out {path}: must end in .json or .csv")
+    _write_atomic_text(path, text)
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _load_config(config_path: str | None, overrides: list[str], checkpoint_env: object | None) -> EvaluateConfig:
+    """Defaults (or the checkpoint's env config) ← file ← --set."""
+    data = {"env": to_dict(checkpoint_env)} if checkpoint_env is not None else {}
+    if config_path:
+        data = _merge(data, load_file(config_path))
+    return from_dict(EvaluateConfig, apply_overrides(data, overrides))
+
+
+@click.command()
+@click.option("--policy", default="all", show_default=True,
+              type=click.Choice(list(baselines.USER_BASELINES) + ["all", "none"]),
+              help="User baseline (association + split); 'all' compares every one; 'none' with --checkpoint.")
+@click.option("--checkpoint", default=None,
+              help="Also evaluate a trained run (directory or checkpoint file); its env config is the base.")
+@click.option("--deployment", default="popularity", show_default=True,
+              type=click.Choice(list(baselines.DEPLOYMENT_BASELINES)), help="Deployment baseline.")
+@click.option("--profiles", default="data/profiles", show_default=True,
+              help="Folder of profile tables with leakage (python cli.py profile / leakage).")
+@click.option("--synthetic-profiles", is_flag=True,
+              help="Use built-in SYNTHETIC tables instead of --profiles (plumbing checks only; not measurements).")
+@click.option("--episodes", type=int, default=None, help="Copy-episodes per policy [config: episodes, 5].")
+@click.option("--slots", type=int, default=None, help="Slots per episode [config: env.slots_per_episode, 200].")
+@click.option("--seed", type=int, default=None, help="Seed of the evaluation episodes [config: seed, 0].")
+@click.option("--num-envs", type=int, default=None, help="Copies run in parallel [config: num_envs, 5].")
+@click.option("--config", "config_path", default=None, help="YAML or TOML file with config values.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set env.num_users=80 (repeatable).")
+@click.option("--device", default="cpu", show_default=True, help="torch device for the environment.")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="torch CPU threads (1 is fastest for these small tensors on a shared machine).")
+@click.option("--out", default=None, help="Write the results to FILE.json or FILE.csv.")
+def evaluate(policy, checkpoint, deployment, profiles, synthetic_profiles, episodes, slots, seed, num_envs,
+             config_path, overrides, device, threads, out):
+    """Heuristic baselines (and a trained policy) on the environment: energy, privacy, delay, success, cost."""
+    cli_sets = [f"{k}={v}" for k, v in (("episodes", episodes), ("env.slots_per_episode", slots),
+                                        ("seed", seed), ("num_envs", num_envs)) if v is not None]
+    learned = None
+    if checkpoint:
+        from optimizer.policies.adapters import load_policies
+        *learned, checkpoint_env = load_policies(checkpoint, device=device)
+    elif policy == "none":
+        raise UserInputError("--policy none evaluates nothing without --checkpoint")
+    cfg = _load_config(config_path, list(overrides) + cli_sets, checkpoint_env if checkpoint else None)
+    if out and Path(out).suffix.lower() not in (".json", ".csv"):
+        raise UserInputError(f"--out {out}: must end in .json or .csv")
+    torch.set_num_threads(threads)
+    if synthetic_profiles:
+        from optimizer.env.synthetic import synthetic_zoo
+        click.echo("warning: SYNTHETIC profile tables: the numbers below are not measurements", err=True)
+        source, profiles = synthetic_zoo(), "synthetic"
+    else:
+        source = profiles
+    catalog = ServiceCatalog.from_profiles(source, cfg.env.services_per_model, cfg.env.compute_unit)
+    env = EdgeEnv(cfg.env, catalog, num_envs=cfg.num_envs, device=device, seed=cfg.seed)
+    names = {"all": baselines.USER_BASELINES, "none": ()}.get(policy, (policy,))
+    results = {}
+    if learned:
+        click.echo(f"evaluating {checkpoint} ({cfg.episodes} episodes × {cfg.env.slots_per_episode} slots)", err=True)
+        res = run_episodes(env, *learned, cfg.episodes, cfg.seed, progress=True)
+        res.extra.update({"policy": "learned", "checkpoint": str(checkpoint)})
+        results["learned"] = res
+    for name in names:
+        click.echo(f"evaluating {name} ({cfg.episodes} episodes × {cfg.env.slots_per_episode} slots)", err=True)
+        results[name] = evaluate_baseline(name, env, cfg.episodes, cfg.seed, deployment,
+                                          cfg.lagrangian_calibration_episodes, cfg.lagrangian_bisection_steps,
+                                          progress=True)
+    B, J, K, I, Z = env.dims
+    click.echo(f"J={J} servers, K={K} users, I={I} services; baselines: {deployment} deployment, equal-share "
+               f"allocation; τ̄={cfg.env.cost.delay_limit_s:g} s; mean ± 95 % CI over episodes")
+    click.echo(_format_table(results))
+    if out:
+        _write_results(Path(out), results, cfg, str(profiles))
+        click.echo(f"wrote {out}", err=True)

@@ -1,0 +1,173 @@
+"""Service catalog: profile tables → per-service, per-split tensors (Sec. III-B).
+
+Each profiled model is instantiated ``services_per_model`` times (I = models × services_per_model,
+paper: 9 × 5 = 45); copies share the model's profile. Split points z = 0..L_i are padded to
+Z = 1 + max_i L_i; padded entries hold the values of z = L_i and are masked out by ``split_valid``.
+
+Per service i and split z (profile fields of :mod:`profiler.table`):
+
+- ``device_param_bytes``  D^U(z)  = Σ_{m≤z} S_m            (``splits[z].device_param_bytes``)
+- ``device_work``         Ω^U(z)  = Σ_{m≤z} ω_m            (``device_flops`` or ``device_macs``)
+- ``server_work``         Ω^E(z)  = Σ_{m>z} ω_m            (``server_flops`` or ``server_macs``)
+- ``uplink_bytes``        D^up(z) = D^out_z, z = 0: raw input (``uplink_bytes``), eq. 1–2
+- ``leakage``             Lea(z)  = SSIM, eq. 3; Lea(0) = 1 and Lea(L_i) = 0 by the paper's definition
+- ``model_bytes``         D_i     = ``totals.param_bytes`` (storage, C7; migration, eq. 23)
+- ``raw_input_bytes``     D_raw_i = ``input_bytes`` (eq. 10)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from profiler import table as profile_table
+from profiler.errors import UserInputError
+
+
+@dataclass(frozen=True)
+class ServiceCatalog:
+    """The I services of the environment as tensors (CPU; :meth:`to` moves them)."""
+    service_names: tuple[str, ...]       # "resnet18#0" … one per service
+    model_names: tuple[str, ...]         # the profiled models, in catalog order
+    service_model: torch.Tensor          # (I,) long: index into model_names
+    num_splits: torch.Tensor             # (I,) long: L_i
+    model_bytes: torch.Tensor            # (I,) float: D_i
+    raw_input_bytes: torch.Tensor        # (I,) float: D_raw_i
+    device_param_bytes: torch.Tensor     # (I, Z) float: D^U(z)
+    device_work: torch.Tensor            # (I, Z) float: Ω^U(z), FLOPs or MACs
+    server_work: torch.Tensor            # (I, Z) float: Ω^E(z)
+    uplink_bytes: torch.Tensor           # (I, Z) float: D^up(z)
+    leakage: torch.Tensor                # (I, Z) float: Lea(z) in [0, 1]
+    split_valid: torch.Tensor            # (I, Z) bool: z <= L_i
+    compute_unit: str                    # "flops" or "macs"
+
+    @property
+    def num_services(self) -> int:
+        return len(self.service_names)
+
+    @property
+    def max_splits(self) -> int:
+        """Z = 1 + max_i L_i."""
+        return self.device_work.shape[1]
+
+    def to(self, device: torch.device | str) -> "ServiceCatalog":
+        moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in vars(self).items()}
+        return ServiceCatalog(**moved)
+
+    @classmethod
+    def from_profiles(cls, source: str | os.PathLike | Mapping[str, dict[str, Any]],
+                      services_per_model: int = 5, compute_unit: str = "flops") -> "ServiceCatalog":
+        """Build from a profile folder (read with leakage required) or a dict ``{model: table}``.
+
+        A dict is validated like a folder would be, with the model name standing in for the file.
+        """
+        if isinstance(source, Mapping):
+            tables = dict(source)
+            sources = {name: f"profile '{name}'" for name in tables}
+            for name, tab in tables.items():
+                profile_table.validate(tab, source=sources[name], require_leakage=True)
+        else:
+            tables, sources = _read_folder(Path(source))
+        return cls.from_tables(tables, services_per_model, compute_unit, sources)
+
+    @classmethod
+    def from_tables(cls, tables: Mapping[str, dict[str, Any]], services_per_model: int,
+                    compute_unit: str, sources: Mapping[str, str] | None = None) -> "ServiceCatalog":
+        if services_per_model < 1:
+            raise UserInputError(f"config env.services_per_model: must be >= 1, got {services_per_model!r}")
+        if not tables:
+            raise UserInputError("profiles: the service list is empty (no profile tables given)")
+        if compute_unit not in ("flops", "macs"):
+            raise UserInputError(f"config env.compute_unit: must be 'flops' or 'macs', got {compute_unit!r}")
+        sources = dict(sources or {})
+        names = tuple(sorted(tables))
+        per_model = [_model_rows(tables[n], sources.get(n, f"profile '{n}'"), compute_unit) for n in names]
+        z_max = max(len(rows["leakage"]) for rows in per_model)
+
+        def padded(key: str) -> torch.Tensor:
+            out = torch.empty(len(names), z_max, dtype=torch.float64)
+            for m, rows in enumerate(per_model):
+                vals = rows[key]
+                out[m, :len(vals)] = torch.tensor(vals, dtype=torch.float64)
+                out[m, len(vals):] = vals[-1]
+            return out
+
+        model_idx = torch.arange(len(names)).repeat_interleave(services_per_model)
+        levels = torch.tensor([len(r["leakage"]) - 1 for r in per_model])
+        fields = {k: padded(k)[model_idx].to(torch.float32)
+                  for k in ("device_param_bytes", "device_work", "server_work", "uplink_bytes", "leakage")}
+        num_splits = levels[model_idx]
+        return cls(
+            service_names=tuple(f"{names[m]}#{c}" for m in range(len(names)) for c in range(services_per_model)),
+            model_names=names,
+            service_model=model_idx,
+            num_splits=num_splits,
+            model_bytes=torch.tensor([r["model_bytes"] for r in per_model], dtype=torch.float32)[model_idx],
+            raw_input_bytes=torch.tensor([r["raw_input_bytes"] for r in per_model],
+                                         dtype=torch.float32)[model_idx],
+            split_valid=torch.arange(z_max).unsqueeze(0) <= num_splits.unsqueeze(1),
+            compute_unit=compute_unit,
+            **fields,
+        )
+
+
+def _read_folder(folder: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Every ``*.json`` table of ``folder`` (leakage required), keyed by model, with its file name."""
+    if not folder.is_dir():
+        raise UserInputError(f"{folder}: no such profile folder")
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise UserInputError(f"{folder}: no *.json profile tables in this folder")
+    tables: dict[str, dict[str, Any]] = {}
+    sources: dict[str, str] = {}
+    for file in files:
+        tab = profile_table.read(file, require_leakage=True)
+        if tab["model"] in tables:
+            raise UserInputError(f"{file}: field 'model' ({tab['model']!r}) repeats {sources[tab['model']]}")
+        tables[tab["model"]], sources[tab["model"]] = tab, str(file)
+    return tables, sources
+
+
+def _number(source: str, field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise UserInputError(f"{source}: field '{field}' must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _model_rows(tab: dict[str, Any], source: str, compute_unit: str) -> dict[str, Any]:
+    """Checks the environment needs beyond :func:`profiler.table.validate`, then the per-split rows."""
+    totals = tab["totals"]
+    if not isinstance(totals, dict) or "param_bytes" not in totals:
+        raise UserInputError(f"{source}: field 'totals.param_bytes' is missing")
+    model_bytes = _number(source, "totals.param_bytes", totals["param_bytes"])
+    raw = _number(source, "input_bytes", tab["input_bytes"])
+    if raw <= 0:
+        raise UserInputError(f"{source}: field 'input_bytes' must be > 0 (D_raw of eq. 10), got {raw!r}")
+    dev_key, srv_key = ("device_flops", "server_flops") if compute_unit == "flops" else ("device_macs", "server_macs")
+    splits = tab["splits"]
+    last = len(splits) - 1
+    rows: dict[str, list[float]] = {k: [] for k in ("device_param_bytes", "device_work", "server_work",
+                                                    "uplink_bytes", "leakage")}
+    for z, split in enumerate(splits):
+        where = f"splits[{z}]."
+        rows["device_param_bytes"].append(_number(source, where + "device_param_bytes", split["device_param_bytes"]))
+        rows["device_work"].append(_number(source, where + dev_key, split[dev_key]))
+        rows["server_work"].append(_number(source, where + srv_key, split[srv_key]))
+        rows["uplink_bytes"].append(_number(source, where + "uplink_bytes", split["uplink_bytes"]))
+        ssim = float(split["leakage"]["ssim"])
+        rows["leakage"].append(1.0 if z == 0 else 0.0 if z == last else ssim)
+        if z > 0:
+            for key in ("device_param_bytes", "device_work"):
+                if rows[key][z] < rows[key][z - 1]:
+                    name = key if key != "device_work" else dev_key
+                    raise UserInputError(f"{source}: field '{where}{name}' decreases with the split "
+                                         f"({rows[key][z]!r} < {rows[key][z - 1]!r}); it must be a prefix sum")
+    if rows["device_param_bytes"][-1] > model_bytes * (1 + 1e-6) + 1:
+        raise UserInputError(f"{source}: field 'splits[{last}].device_param_bytes' "
+                             f"({rows['device_param_bytes'][-1]!r}) exceeds totals.param_bytes ({model_bytes!r})")
+    return {**rows, "model_bytes": model_bytes, "raw_input_bytes": raw}

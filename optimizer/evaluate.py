@@ -1,0 +1,143 @@
+"""Episode runner and statistics. Baselines and learned policies plug in through the same protocols.
+
+    result = run_episodes(env, deployment, user, allocation, episodes=10, seed=0)
+    result.summary()   # metric → Summary(mean, ci95, n)
+
+Each copy of a batched env gives one episode per round; ``episodes`` copy-episodes are run in
+ceil(episodes / B) rounds, the first reset with ``seed``. A sample is one copy-episode's mean over
+slots of the per-slot metrics (eq. 9, 11, 12, mean τ_k, success rate). The 95 % interval is Student's t
+over those samples. The delay limit (C8) holds when the mean delay over all samples is ≤ τ̄.
+Policies with a ``reset(seed)`` method are reset with the episode seed before each round.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+from scipy import stats
+from tqdm import tqdm
+
+from optimizer.env import AllocObs, DeploymentObs, EdgeEnv, UserObs
+
+METRICS = ("energy_j", "privacy_cost", "delay_s", "success_rate", "user_cost")
+
+
+class DeploymentPolicy(Protocol):
+    def deploy(self, env: EdgeEnv, obs: DeploymentObs) -> torch.Tensor: ...
+
+
+class UserPolicy(Protocol):
+    def act(self, env: EdgeEnv, obs: UserObs) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class AllocationPolicy(Protocol):
+    def allocate(self, env: EdgeEnv, obs: AllocObs) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@dataclass
+class Summary:
+    mean: float
+    ci95: float          # half-width of the 95 % confidence interval of the mean
+    n: int
+
+
+def summarise(samples: np.ndarray) -> Summary:
+    n = len(samples)
+    mean = float(np.mean(samples))
+    if n < 2:
+        return Summary(mean, math.nan, n)
+    half = float(stats.t.ppf(0.975, n - 1) * np.std(samples, ddof=1) / math.sqrt(n))
+    return Summary(mean, half, n)
+
+
+@dataclass
+class EvalResult:
+    """Per copy-episode means of every metric, and the delay limit τ̄ they are judged against."""
+    samples: dict[str, np.ndarray]
+    delay_limit_s: float
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Summary]:
+        return {name: summarise(values) for name, values in self.samples.items()}
+
+    @property
+    def delay_ok(self) -> bool:
+        """C8: long-term mean delay ≤ τ̄."""
+        return float(np.mean(self.samples["delay_s"])) <= self.delay_limit_s
+
+    def to_record(self) -> dict[str, object]:
+        record: dict[str, object] = {}
+        for name, s in self.summary().items():
+            record[name] = s.mean
+            record[name + "_ci95"] = s.ci95
+        record["episodes"] = len(self.samples["delay_s"])
+        record["delay_limit_s"] = self.delay_limit_s
+        record["delay_ok"] = self.delay_ok
+        record.update(self.extra)
+        return record
+
+
+def run_slot(env: EdgeEnv, deployment: DeploymentPolicy, user: UserPolicy, allocation: AllocationPolicy):
+    """One slot: deploy when due, users act, servers allocate, env steps. Returns the StepResult."""
+    if env.deployment_due:
+        env.deploy(deployment.deploy(env, env.deployment_observation()))
+    server, split = user.act(env, env.user_observation())
+    compute, bandwidth = allocation.allocate(env, env.allocation_observation(server, split))
+    return env.step(server, split, compute, bandwidth)
+
+
+@torch.no_grad()
+def run_episodes(env: EdgeEnv, deployment: DeploymentPolicy, user: UserPolicy, allocation: AllocationPolicy,
+                 episodes: int, seed: int, progress: bool = False) -> EvalResult:
+    """Run ``episodes`` copy-episodes and collect their per-episode mean metrics."""
+    rounds = math.ceil(episodes / env.num_envs)
+    slots = env.cfg.slots_per_episode
+    collected: dict[str, list[torch.Tensor]] = {m: [] for m in METRICS}
+    bar = tqdm(total=rounds * slots, disable=not progress, leave=False, unit="slot")
+    for r in range(rounds):
+        env.reset(seed=seed) if r == 0 else env.reset()
+        for policy in (deployment, user, allocation):
+            if hasattr(policy, "reset"):
+                policy.reset(seed * 1000 + r)
+        sums = {m: torch.zeros(env.num_envs, device=env.device) for m in METRICS}
+        for _ in range(slots):
+            res = run_slot(env, deployment, user, allocation)
+            for m in METRICS:
+                sums[m] += res.metrics[m]
+            bar.update(1)
+        for m in METRICS:
+            collected[m].append(sums[m] / slots)
+    bar.close()
+    samples = {m: torch.cat(v)[:episodes].double().cpu().numpy() for m, v in collected.items()}
+    return EvalResult(samples=samples, delay_limit_s=env.cfg.cost.delay_limit_s)
+
+
+CALIBRATION_SEED_OFFSET = 1_000_003   # calibration episodes never share seeds with evaluation ones
+
+
+def evaluate_baseline(name: str, env: EdgeEnv, episodes: int, seed: int, deployment: str = "popularity",
+                      calibration_episodes: int = 2, bisection_steps: int = 8,
+                      progress: bool = False) -> EvalResult:
+    """Evaluate a user baseline with a deployment baseline and equal-share allocation. For
+    ``lagrangian``, λ is first tuned by bisection on separate seeds (recorded in ``extra``)."""
+    from optimizer import baselines
+
+    dep, alloc = baselines.make_deployment_policy(deployment), baselines.EqualShare()
+    extra: dict[str, object] = {"policy": name, "deployment": deployment}
+    lam = 0.0
+    if name == "lagrangian":
+        def mean_delay(trial_lam: float) -> float:
+            res = run_episodes(env, dep, baselines.LagrangianUser(trial_lam), alloc,
+                               calibration_episodes, seed + CALIBRATION_SEED_OFFSET)
+            return float(np.mean(res.samples["delay_s"]))
+        cal = baselines.calibrate_lagrangian(mean_delay, env.cfg.cost.delay_limit_s, bisection_steps)
+        lam = cal.lam
+        extra["lambda"] = lam
+        extra["calibration"] = [list(t) for t in cal.tried]
+    result = run_episodes(env, dep, baselines.make_user_policy(name, lam, seed), alloc, episodes, seed, progress)
+    result.extra.update(extra)
+    return result
