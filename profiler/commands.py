@@ -1,15 +1,151 @@
-"""TEMPORARY placeholder written by the lead; the owner replaces this file."""
+"""Click commands ``zoo`` and ``profile``: parse options, call the profiler library, print or write.
+
+    python cli.py zoo
+    python cli.py profile vgg19                       readable table (units, then split points)
+    python cli.py profile resnet18 --format csv --no-latency
+    python cli.py profile --model mypkg.nets:tinynet --input-shape 3,64,64 --out tiny.json
+    python cli.py profile --all --out data/profiles/  one JSON per zoo model
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+from pathlib import Path
+
 import click
+from tqdm import tqdm
+
+from profiler import zoo as model_zoo
+from profiler.build import ProfileOptions, profile_model, write_profile
 from profiler.errors import UserInputError
+from profiler.graph import split_model
+from profiler.latency import DEVICES, LatencyConfig, resolve_device
+from profiler.render import format_tables, si
+from profiler.weights import NO_WEIGHTS
+
+FORMATS = ("table", "json", "csv")
+_SUFFIX_FORMAT = {".json": "json", ".csv": "csv", ".txt": "table"}
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1)
-def zoo(args):
-    raise UserInputError("zoo is not built yet")
+@click.command()
+def zoo() -> None:
+    """List the model zoo: name, input shape, split units, parameters, description."""
+    rows = [["name", "input", "units", "params", "description"]]
+    for name in model_zoo.available():
+        spec = model_zoo.ZOO.get(name)
+        skeleton = model_zoo.build_on_meta(name)  # no storage, no init: counting units stays instant
+        units = split_model(skeleton).num_units
+        params = sum(p.numel() for p in skeleton.parameters())
+        rows.append([name, "×".join(map(str, spec.input_shape)), str(units), si(params), spec.description])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1)
-def profile(args):
-    raise UserInputError("profile is not built yet")
+def _command_line(spec: str | None, all_models: bool, input_shape: str | None, weights: str,
+                  device: str, no_latency: bool, repeats: int, warmup: int, out: str | None) -> str:
+    """The canonical command recorded in each table's ``generator`` block."""
+    args = ["--all"] if all_models else [spec or ""]
+    if input_shape:
+        args += ["--input-shape", input_shape]
+    if weights != NO_WEIGHTS:
+        args += ["--weights", weights]
+    args += ["--no-latency"] if no_latency else ["--device", device, "--repeats", str(repeats),
+                                                "--warmup", str(warmup)]
+    if out:
+        args += ["--out", out]
+    return "python cli.py profile " + shlex.join(args)
+
+
+def _resolve_format(fmt: str | None, out: str | None, all_models: bool) -> str:
+    if fmt:
+        return fmt
+    if all_models and out:
+        return "json"
+    return _SUFFIX_FORMAT.get(Path(out).suffix.lower(), "json") if out else "table"
+
+
+@click.command()
+@click.argument("model", required=False)
+@click.option("--model", "model_option", metavar="NAME|pkg.module:factory",
+              help="Zoo name or a user's model factory (same as the positional MODEL).")
+@click.option("--all", "all_models", is_flag=True, help="Profile every zoo model (with --out: a folder).")
+@click.option("--input-shape", metavar="C,H,W", help="Input shape of one sample (required for a factory "
+              "without an `input_shape` attribute).")
+@click.option("--weights", default=NO_WEIGHTS, show_default=True,
+              help="none (seeded random init), a cached torchvision weights name, or a state_dict path.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="Where latency is measured.")
+@click.option("--no-latency", is_flag=True, help="Skip latency measurement (latency fields are null).")
+@click.option("--repeats", type=click.IntRange(min=1), default=LatencyConfig.repeats, show_default=True,
+              help="Timed runs per unit; the median is kept.")
+@click.option("--warmup", type=click.IntRange(min=0), default=LatencyConfig.warmup, show_default=True,
+              help="Untimed runs per unit before timing.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS),
+              help="Output format [default: table on screen; with --out from the file suffix, else json].")
+@click.option("--out", type=click.Path(dir_okay=True), help="Write to this file (with --all: this folder).")
+def profile(model: str | None, model_option: str | None, all_models: bool, input_shape: str | None,
+            weights: str, device: str, no_latency: bool, repeats: int, warmup: int, fmt: str | None,
+            out: str | None) -> None:
+    """Cost table of every split point of MODEL (a zoo name or pkg.module:factory)."""
+    if model and model_option and model != model_option:
+        raise UserInputError(f"two models given ({model!r} and --model {model_option!r}); give one")
+    spec = model or model_option
+    if all_models == bool(spec):
+        raise UserInputError("give one model (a zoo name or --model pkg.module:factory) or --all; "
+                             f"the zoo has: {', '.join(model_zoo.available())}")
+    if all_models and (input_shape or weights != NO_WEIGHTS):
+        raise UserInputError("--input-shape and --weights apply to one model, not to --all")
+    shape = model_zoo.parse_input_shape(input_shape) if input_shape else None
+    latency = None if no_latency else LatencyConfig(device=device, repeats=repeats, warmup=warmup)
+    if latency is not None:
+        resolve_device(device)  # fail on --device cuda without a GPU before any work
+    options = ProfileOptions(latency=latency, command=_command_line(
+        spec, all_models, input_shape, weights, device, no_latency, repeats, warmup, out))
+    fmt = _resolve_format(fmt, out, all_models)
+    names = model_zoo.available() if all_models else [spec]
+    tables = []
+    for name in tqdm(names, desc="profiling", unit="model", disable=len(names) == 1 or None, leave=False):
+        loaded = model_zoo.load_model(name, weights=weights, input_shape=shape)
+        tables.append(profile_model(loaded, options))
+    if out is None:
+        click.echo(format_tables(tables, fmt), nl=False)
+    elif all_models:
+        _write_folder(Path(out), tables, fmt)
+    elif fmt == "json":
+        write_profile(out, tables[0])
+    else:
+        _write_text(Path(out), format_tables(tables, fmt))
+
+
+def _write_folder(folder: Path, tables: list[dict], fmt: str) -> None:
+    """``<model>.<json|csv|txt>`` per table; written only after every model was profiled."""
+    if folder.exists() and not folder.is_dir():
+        raise UserInputError(f"--out {folder}: with --all, --out must be a folder")
+    suffix = {"json": ".json", "csv": ".csv", "table": ".txt"}[fmt]
+    for table in tables:
+        path = folder / f"{table['model']}{suffix}"
+        if fmt == "json":
+            write_profile(path, table)
+        else:
+            _write_text(path, format_tables([table], fmt))
+        click.echo(f"wrote {path}", err=True)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Atomic text write (temporary file, then rename), so a failure never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -15,13 +15,17 @@ Schema version 1::
       "weights": "none",                     # "none" = random init, a torchvision weights name, or a path
       "compute_convention": "...",           # prose: MACs vs FLOPs
       "generator": {...},                    # versions, command, date
-      "latency": {...} | null,               # how latency was measured (device, threads, repeats)
-      "totals": {"macs", "flops", "params", "param_bytes", "latency_ms"},
-      "uncounted": [{"op", "count", "note"}],# ops fvcore does not count and how they were handled
+      "latency": {...} | null,               # how latency was measured (device, threads, repeats,
+                                             #   warm-up, load_average_1m of the machine at the time)
+      "totals": {"macs", "flops", "other_ops", "params", "param_bytes", "latency_ms"},
+      "uncounted": [{"op", "count", "ops", "share_of_macs", "note"}],
+                                             # ops fvcore leaves at 0 and how they were handled
       "units": [                              # unit l = 1..L: layers run on the device for split >= l
-        {"index", "name", "modules", "macs", "flops", "params", "param_bytes",
+        {"index", "name", "modules", "macs", "flops", "other_ops", "params", "param_bytes",
          "output_shape", "output_bytes", "latency_ms"}
-      ],
+      ],                                      # other_ops: comparisons/adds of ReLU, pooling, residual
+                                             #   add — not MACs; param_bytes includes float buffers
+                                             #   (BN running stats) the device must download
       "splits": [                             # split z = 0..L: units 1..z on the device, z+1..L on the server
         {"split", "device_param_bytes",       # D^U  = Σ_{m≤z} S_m          (paper eq. 4 terms)
          "device_macs", "device_flops",       # Ω^U  = Σ_{m≤z} ω_m
@@ -173,6 +177,9 @@ def write_atomic(path: str | os.PathLike, table: dict[str, Any]) -> Path:
         with os.fdopen(fd, "w") as fh:
             json.dump(table, fh, indent=1)
             fh.write("\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

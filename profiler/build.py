@@ -1,0 +1,160 @@
+"""Turn a loaded model into a schema-1 profile table (see :mod:`profiler.table`).
+
+Per unit l: ω_l (MACs, FLOPs), S_l (params, bytes), D^out_l (eq. 1–2) and measured latency. Per split
+z = 0..L the paper's cumulative terms (Sec. III-B): D^U = Σ_{m≤z} S_m, Ω^U = Σ_{m≤z} ω_m,
+Ω^E = Σ_{m>z} ω_m and D^up = D^out_z (z = 0: the raw input D_raw; z = L: the last unit's output).
+Leakage Lea(z) (eq. 3) is left null: ``python cli.py leakage`` fills it in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from profiler import table as schema
+from profiler.costs import COMPUTE_CONVENTION, count_units, state_sizes, tensor_bytes, uncounted_report
+from profiler.errors import UserInputError
+from profiler.graph import split_model
+from profiler.latency import LatencyConfig, measure_units
+from profiler.zoo import LoadedModel
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    """``latency=None`` skips timing (``--no-latency``); ``command`` is recorded as the generator."""
+
+    latency: LatencyConfig | None = LatencyConfig()
+    command: str = ""
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("splitpriv", "torch", "torchvision", "fvcore"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def _count(loaded: LoadedModel, modules: list, x: torch.Tensor):
+    """:func:`count_units`, turning a model that cannot run on its input shape into a clear user error."""
+    try:
+        return count_units(modules, x)
+    except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        shape = ",".join(map(str, loaded.input_shape))
+        raise UserInputError(f"model {loaded.name!r} does not run on input shape {shape} "
+                             f"({type(exc).__name__}: {first[:200]})") from None
+
+
+def _cumulative(values: Sequence[float | None], z: int) -> tuple[Any, Any]:
+    """(Σ_{m≤z}, Σ_{m>z}) of per-unit values; ``None`` if any value is missing."""
+    if any(v is None for v in values):
+        return None, None
+    return sum(values[:z]), sum(values[z:])
+
+
+def _splits(units: list[dict[str, Any]], input_bytes: int) -> list[dict[str, Any]]:
+    macs = [u["macs"] for u in units]
+    param_bytes = [u["param_bytes"] for u in units]
+    latency = [u["latency_ms"] for u in units]
+    splits = []
+    for z in range(len(units) + 1):
+        device_macs, server_macs = _cumulative(macs, z)
+        device_ms, server_ms = _cumulative(latency, z)
+        splits.append({
+            "split": z,
+            "device_param_bytes": sum(param_bytes[:z]),
+            "device_macs": device_macs, "device_flops": 2 * device_macs,
+            "server_macs": server_macs, "server_flops": 2 * server_macs,
+            "uplink_bytes": input_bytes if z == 0 else units[z - 1]["output_bytes"],
+            "device_latency_ms": device_ms, "server_latency_ms": server_ms,
+            "leakage": None,
+        })
+    return splits
+
+
+def profile_model(loaded: LoadedModel, options: ProfileOptions = ProfileOptions()) -> dict[str, Any]:
+    """Split ``loaded.model`` into units, count and (optionally) time every unit; return the table dict."""
+    x = loaded.example_input()
+    split = split_model(loaded.model, x)
+    modules = [u.module for u in split.units]
+    counts, cuts = _count(loaded, modules, x)
+    sizes = state_sizes(modules)
+    latencies: list[float | None] = [None] * len(modules)
+    latency_block = None
+    if options.latency is not None:
+        latencies, latency_block = measure_units(modules, cuts[:-1], options.latency)
+    units = []
+    for unit, count, size, out, ms in zip(split.units, counts, sizes, cuts[1:], latencies):
+        units.append({
+            "index": unit.index, "name": unit.name, "modules": list(unit.modules),
+            "macs": count.macs, "flops": 2 * count.macs, "other_ops": sum(count.other_ops.values()),
+            "params": size.params, "param_bytes": size.param_bytes,
+            "output_shape": list(out.shape[1:]), "output_bytes": tensor_bytes(out),
+            "latency_ms": ms,
+        })
+    input_bytes = tensor_bytes(x)
+    total_macs = sum(u["macs"] for u in units)
+    return {
+        "schema_version": schema.SCHEMA_VERSION,
+        "model": loaded.name,
+        "input_shape": list(loaded.input_shape),
+        "element_bytes": x.element_size(),
+        "input_bytes": input_bytes,
+        "weights": loaded.weights_label,
+        "compute_convention": COMPUTE_CONVENTION,
+        "generator": {"command": options.command, **_versions(),
+                      "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")},
+        "latency": latency_block,
+        "totals": {
+            "macs": total_macs, "flops": 2 * total_macs, "other_ops": sum(u["other_ops"] for u in units),
+            "params": sum(u["params"] for u in units), "param_bytes": sum(u["param_bytes"] for u in units),
+            "latency_ms": None if latency_block is None else sum(latencies),
+        },
+        "uncounted": uncounted_report(counts),
+        "units": units,
+        "splits": _splits(units, input_bytes),
+        "leakage_meta": None,
+    }
+
+
+def _structure(table: dict[str, Any]) -> tuple:
+    return (table.get("model"), table.get("input_shape"),
+            [(u.get("name"), u.get("modules")) for u in table.get("units", [])])
+
+
+def keep_leakage(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+    """Carry leakage over from ``old`` if it profiles the same model with the same units (else drop it)."""
+    if not old or _structure(old) != _structure(new) or len(old.get("splits", [])) != len(new["splits"]):
+        return new
+    for split, previous in zip(new["splits"], old["splits"]):
+        split["leakage"] = previous.get("leakage")
+    new["leakage_meta"] = old.get("leakage_meta")
+    return new
+
+
+def _existing(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_profile(path: str | Path, table: dict[str, Any]) -> Path:
+    """Validate and write ``table`` atomically, keeping leakage already measured for the same units."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserInputError(f"--out {path}: is a folder; give a file name, or use --all for a folder")
+    table = keep_leakage(table, _existing(path))
+    schema.validate(table, source=str(path))
+    return schema.write_atomic(path, table)

@@ -1,0 +1,114 @@
+"""Measured per-unit latency: the median of repeated timed runs after warm-up, batch 1.
+
+These are wall-clock times on the profiling machine (recorded in the table's ``latency`` block); the
+optimizer's delay model uses FLOPs and device capacities (τ_k^U = D^in Ω^U / f_k, Sec. III), so these
+figures are for reading and for calibrating, not an input of the system model.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from profiler.errors import UserInputError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    """How latency is measured: ``repeats`` timed runs (median kept) after ``warmup`` untimed runs."""
+
+    device: str = "auto"
+    repeats: int = 20
+    warmup: int = 3
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise UserInputError(f"--device {self.device!r}: expected one of {', '.join(DEVICES)}")
+        if self.repeats < 1 or self.warmup < 0:
+            raise UserInputError(f"--repeats {self.repeats} / warm-up {self.warmup}: need repeats >= 1, warm-up >= 0")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA if available else CPU; ``cuda`` without a GPU is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserInputError("--device cuda: no CUDA GPU is available here (use --device cpu or auto)")
+    if name not in DEVICES:
+        raise UserInputError(f"--device {name!r}: expected one of {', '.join(DEVICES)}")
+    return torch.device(name)
+
+
+def _synchroniser(device: torch.device) -> Callable[[], None]:
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
+def median_ms(runs: Sequence[Callable[[], Any]], repeats: int, warmup: int, sync: Callable[[], None]
+              ) -> list[float]:
+    """Median wall time in ms of each callable over ``repeats`` runs, after ``warmup`` untimed runs each.
+
+    Timed runs go round-robin (unit 1, 2, ..., L, then again), so a burst of load from another process
+    lands on all units alike instead of inflating a few neighbouring ones.
+    """
+    for run in runs:
+        for _ in range(warmup):
+            run()
+    sync()
+    times: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeats):
+        for run, bucket in zip(runs, times):
+            start = time.perf_counter()
+            run()
+            sync()
+            bucket.append(time.perf_counter() - start)
+    return [1e3 * statistics.median(bucket) for bucket in times]
+
+
+def _load_average() -> float | None:
+    """The machine's 1-minute load average (None where the OS has none): timings are only as quiet as it."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def measure_units(modules: Sequence[nn.Module], inputs: Sequence[torch.Tensor], config: LatencyConfig
+                  ) -> tuple[list[float], dict[str, Any]]:
+    """Per-unit median latency (ms) of ``modules[l](inputs[l])`` and the table's ``latency`` block.
+
+    On CUDA the units are moved to the GPU for the measurement and moved back to the CPU afterwards.
+    """
+    device = resolve_device(config.device)
+    sync = _synchroniser(device)
+    load_before = _load_average()
+    chain = nn.Sequential(*modules)
+    try:
+        chain.to(device)
+        with torch.inference_mode():
+            runs = [partial(module, x.to(device)) for module, x in zip(chain, inputs)]
+            latencies = median_ms(runs, config.repeats, config.warmup, sync)
+    finally:
+        chain.to("cpu")
+    block = {
+        "device": device.type,
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+        or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "batch": 1,
+        "repeats": config.repeats,
+        "warmup": config.warmup,
+        "statistic": "median per unit (timed round-robin over units); totals and splits are sums of unit medians",
+        "mode": "torch.inference_mode, eval()",
+        "load_average_1m": [load_before, _load_average()],  # before/after: other processes inflate times
+    }
+    return latencies, block

@@ -1,0 +1,150 @@
+"""Printers for profile tables: an aligned text table for people, CSV and JSON for programs.
+
+Printing is kept apart from counting (as in fvcore's ``print_model_statistics``): these functions read
+a schema-1 dict and never compute a cost.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any, Iterable, Sequence
+
+_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+_MISSING = "-"
+
+
+def si(value: float | None, unit: str = "") -> str:
+    """``1819065856`` → ``"1.819 G"``: four significant digits with an SI prefix (decimal, not binary)."""
+    if value is None:
+        return _MISSING
+    for scale, prefix in _PREFIXES:
+        if abs(value) >= scale:
+            scaled = value / scale
+            digits = 3 if abs(scaled) < 10 else 2 if abs(scaled) < 100 else 1
+            return f"{scaled:.{digits}f} {prefix}{unit}"
+    return f"{value:g} {unit}".rstrip() if unit else f"{value:g}"
+
+
+def _ms(value: float | None) -> str:
+    return _MISSING if value is None else f"{value:.2f}"
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "×".join(str(s) for s in shape)
+
+
+def _ssim(split: dict[str, Any]) -> str:
+    leak = split.get("leakage")
+    return _MISSING if not leak else f"{leak['ssim']:.3f}"
+
+
+def _aligned(header: Sequence[str], rows: Iterable[Sequence[str]], left: frozenset[int] = frozenset({1})
+             ) -> list[str]:
+    """Columns padded to their widest cell; columns in ``left`` (the names) left-aligned, the rest right."""
+    rows = [list(header)] + [list(r) for r in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = []
+    for row in rows:
+        cells = [c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def _heading(table: dict[str, Any]) -> str:
+    latency = table.get("latency")
+    timing = ("latency not measured" if not latency else
+              f"latency: {latency['device']} ({latency.get('device_name') or '?'}), {latency['threads']} threads, "
+              f"median of {latency['repeats']} after {latency['warmup']} warm-up")
+    return (f"{table['model']}: input {_shape(table['input_shape'])} ({si(table['input_bytes'], 'B')}), "
+            f"weights {table['weights']}, {len(table['units'])} units; {timing}")
+
+
+def _unit_rows(table: dict[str, Any]) -> list[list[str]]:
+    rows = [[str(u["index"]), u["name"], si(u["macs"]), si(u["flops"]), si(u.get("other_ops")),
+             si(u["params"]), si(u["param_bytes"], "B"), _shape(u["output_shape"]),
+             si(u["output_bytes"], "B"), _ms(u["latency_ms"])] for u in table["units"]]
+    t = table["totals"]
+    rows.append(["", "total", si(t["macs"]), si(t["flops"]), si(t.get("other_ops")), si(t["params"]),
+                 si(t["param_bytes"], "B"), "", "", _ms(t.get("latency_ms"))])
+    return rows
+
+
+def _split_rows(table: dict[str, Any]) -> list[list[str]]:
+    names = ["(raw input)"] + [u["name"] for u in table["units"]]
+    return [[str(s["split"]), names[s["split"]], si(s["device_param_bytes"], "B"), si(s["device_macs"]),
+             si(s["server_macs"]), si(s["uplink_bytes"], "B"), _ms(s["device_latency_ms"]),
+             _ms(s["server_latency_ms"]), _ssim(s)] for s in table["splits"]]
+
+
+def _uncounted_line(table: dict[str, Any]) -> str:
+    items = table.get("uncounted") or []
+    if not items:
+        return "uncounted ops: none (fvcore counted every op with a cost)"
+    parts = []
+    for item in items:
+        if item.get("ops") is None:
+            parts.append(f"{item['op']} x{item['count']} (NOT counted)")
+        else:
+            parts.append(f"{item['op']} x{item['count']} ({si(item['ops'])} ops, "
+                         f"{100 * item['share_of_macs']:.2f} % of MACs)")
+    return ("ops fvcore leaves at 0: " + ", ".join(parts)
+            + "; counted as other ops, not in MACs/FLOPs" * all(i.get("ops") is not None for i in items))
+
+
+def format_text(table: dict[str, Any]) -> str:
+    """The readable table: units (per-layer costs), then every split point's cumulative terms."""
+    unit_header = ["unit", "name", "MACs", "FLOPs", "other ops", "params", "param bytes",
+                   "output shape", "output bytes", "latency ms"]
+    split_header = ["split", "last device unit", "D^U device bytes", "Ω^U device MACs", "Ω^E server MACs",
+                    "D^up uplink bytes", "device ms", "server ms", "leakage SSIM"]
+    lines = [_heading(table), ""]
+    lines += _aligned(unit_header, _unit_rows(table))
+    lines += ["", "split z: units 1..z on the device, z+1..L on the server", ""]
+    lines += _aligned(split_header, _split_rows(table))
+    lines += ["", _uncounted_line(table),
+              "MACs = multiply-accumulates (fvcore's 'flops'); FLOPs = 2 x MACs; bytes in SI units (1 kB = 1000 B)"]
+    return "\n".join(lines) + "\n"
+
+
+CSV_COLUMNS = ("model", "split", "unit_name", "unit_macs", "unit_flops", "unit_other_ops", "unit_params",
+               "unit_param_bytes", "unit_output_shape", "unit_output_bytes", "unit_latency_ms",
+               "device_param_bytes", "device_macs", "device_flops", "server_macs", "server_flops",
+               "uplink_bytes", "device_latency_ms", "server_latency_ms", "leakage_ssim")
+
+
+def _csv_rows(table: dict[str, Any]) -> Iterable[list[Any]]:
+    for split in table["splits"]:
+        z = split["split"]
+        unit = table["units"][z - 1] if z else None
+        unit_cells = ([unit["name"], unit["macs"], unit["flops"], unit.get("other_ops"), unit["params"],
+                       unit["param_bytes"], "x".join(map(str, unit["output_shape"])), unit["output_bytes"],
+                       unit["latency_ms"]] if unit else ["(raw input)"] + [None] * 8)
+        leak = split.get("leakage")
+        yield [table["model"], z, *unit_cells, split["device_param_bytes"], split["device_macs"],
+               split["device_flops"], split["server_macs"], split["server_flops"], split["uplink_bytes"],
+               split["device_latency_ms"], split["server_latency_ms"], leak["ssim"] if leak else None]
+
+
+def format_csv(tables: Sequence[dict[str, Any]]) -> str:
+    """One row per split point z = 0..L of every table: unit z's own costs beside the cumulative terms."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for table in tables:
+        writer.writerows([("" if c is None else c) for c in row] for row in _csv_rows(table))
+    return buffer.getvalue()
+
+
+def format_json(table: dict[str, Any] | list[dict[str, Any]]) -> str:
+    return json.dumps(table, indent=1) + "\n"
+
+
+def format_tables(tables: Sequence[dict[str, Any]], fmt: str) -> str:
+    """All ``tables`` in one format: ``table`` (text), ``csv`` (one header) or ``json`` (one object or a list)."""
+    if fmt == "csv":
+        return format_csv(tables)
+    if fmt == "json":
+        return format_json(tables[0] if len(tables) == 1 else list(tables))
+    return "\n".join(format_text(t) for t in tables)
