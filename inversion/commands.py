@@ -1,9 +1,82 @@
-"""TEMPORARY placeholder written by the lead; the owner replaces this file."""
+"""Click command ``leakage``: parse options, call :func:`inversion.run.run_leakage`, print the summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
 import click
+
+from inversion.attack import LOSSES
+from inversion.config import BUDGETS
+from inversion.run import PRECISIONS, LeakageRequest, RunSummary, parse_layers, run_leakage
 from profiler.errors import UserInputError
+from profiler.latency import DEVICES
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1)
-def leakage(args):
-    raise UserInputError("leakage is not built yet")
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def summary_table(summary: RunSummary) -> str:
+    """Raw SSIM with CI, PSNR, the floor; a min–max normalised column for reading only (never stored)."""
+    entries = summary.results.splits
+    zs = sorted(entries)
+    values = [entries[z]["ssim"] for z in zs]
+    lo, hi = (min(values), max(values)) if values else (0.0, 0.0)
+    lines = [f"{'z':>3}  {'unit':<22} {'feature':<14} {'SSIM':>6}  {'95% CI':<15} {'PSNR dB':>7}  "
+             f"{'min-max norm.*':>14}"]
+    lines.append(f"{0:>3}  {'(raw input)':<22} {'':<14} {1.0:>6.3f}  {'convention':<15} {'-':>7}  {'':>14}")
+    for z in zs:
+        e = entries[z]
+        ci = f"[{_fmt(e['ssim_ci95'][0])}, {_fmt(e['ssim_ci95'][1])}]"
+        norm = (e["ssim"] - lo) / (hi - lo) if hi > lo else 1.0
+        shape = "x".join(str(d) for d in e["feature_shape"])
+        lines.append(f"{z:>3}  {e['unit'][:22]:<22} {shape:<14} {e['ssim']:>6.3f}  {ci:<15} "
+                     f"{_fmt(e['psnr'], 2):>7}  {norm:>14.3f}")
+    lines.append(f"{summary.num_units:>3}  {'(nothing sent)':<22} {'':<14} {0.0:>6.3f}  {'convention':<15} "
+                 f"{'-':>7}  {'':>14}")
+    floor = summary.results.floor
+    if floor:
+        f = floor["ssim"]
+        lines.append(f"floor (mean auxiliary image): SSIM {f['mean']:.3f} [{f['ci95'][0]:.3f}, {f['ci95'][1]:.3f}], "
+                     f"PSNR {_fmt(floor['psnr']['mean'], 2)} dB")
+    lines.append("* min-max normalised over the measured splits, for reading only; the profile stores raw SSIM")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--model", required=True, metavar="NAME|pkg.module:factory", help="Zoo model or a user factory.")
+@click.option("--layers", metavar="Z1,Z2,...", help="Split points to measure (default: all of 1..L-1).")
+@click.option("--budget", type=click.Choice(list(BUDGETS)), default="quick", show_default=True,
+              help="Images and decoder training steps (see README).")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+              help="auto: bf16 autocast where the hardware supports it.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--weights", default="none", show_default=True,
+              help="none (random init), a cached torchvision weights name, or a state_dict path.")
+@click.option("--image-size", type=int, help="Square image side (default: the model's native size).")
+@click.option("--data", "data_dir", type=click.Path(), help="Folder of your own images (instead of the embedded set).")
+@click.option("--dataset", type=click.Choice(["embedded", "cifar10"]), default=None,
+              help="embedded scikit-image photographs (default) or cifar10 (must be present under data/cifar10).")
+@click.option("--loss", type=click.Choice(LOSSES), default="mse+ssim", show_default=True)
+@click.option("--profile", "profile_path", type=click.Path(path_type=Path),
+              help="Profile table to update (default data/profiles/<model>.json).")
+@click.option("--out", type=click.Path(path_type=Path), help="Results folder (default runs/leakage/<model>/).")
+@click.option("--force", is_flag=True, help="Recompute splits already finished with the same settings.")
+@click.option("--threads", type=int, help="CPU threads for torch (default: torch's; 1 is faster when other "
+                                          "jobs share the cores).")
+def leakage(model: str, layers: str | None, budget: str, device: str, precision: str, seed: int, weights: str,
+            image_size: int | None, data_dir: str | None, dataset: str | None, loss: str,
+            profile_path: Path | None, out: Path | None, force: bool, threads: int | None) -> None:
+    """Privacy leakage Lea(z) = SSIM(I_o, I_r | z) of every split point, by decoder inversion (eq. 3)."""
+    if data_dir and dataset:
+        raise UserInputError("give either --data DIR or --dataset, not both")
+    request = LeakageRequest(model=model, layers=parse_layers(layers), budget=budget, device=device,
+                             precision=precision, seed=seed, weights=weights, image_size=image_size,
+                             data=data_dir or dataset or "embedded", loss=loss, profile=profile_path, out=out,
+                             force=force, threads=threads)
+    summary = run_leakage(request, log=lambda line: click.echo(line, err=True))
+    click.echo(summary_table(summary))
+    click.echo(f"profile: {summary.profile_path}   results: {summary.out_dir}   "
+               f"figures: {', '.join(str(p) for p in summary.figures)}")

@@ -1,0 +1,70 @@
+"""Settings of one leakage run, and the budget presets (quick / standard / thorough).
+
+A budget fixes the number of auxiliary/held-out images and the decoder's training steps, so a run is
+reproducible from its settings and seed (time budgets would not be). Measured on a 2-core CPU with
+bf16 autocast: ``quick`` trains each decoder in 10–30 s at 64×64 (see BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from inversion.attack import TrainConfig
+
+THREAT_MODEL = ("black-box inverse network: an honest-but-curious server knows the split point, sees the "
+                "transmitted feature and holds auxiliary images from the same distribution as the victim's "
+                "(never the victim's test images); the victim model is frozen, only the decoder is trained")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Images and decoder training steps of one preset."""
+
+    name: str
+    n_train: int
+    n_test: int
+    steps: int
+
+
+BUDGETS: dict[str, Budget] = {
+    "smoke": Budget("smoke", n_train=64, n_test=16, steps=10),       # wiring check only: numbers meaningless
+    "quick": Budget("quick", n_train=2048, n_test=256, steps=250),
+    "standard": Budget("standard", n_train=4096, n_test=512, steps=1000),
+    "thorough": Budget("thorough", n_train=8192, n_test=1024, steps=4000),
+}
+
+
+@dataclass(frozen=True)
+class LeakageSettings:
+    """Everything that determines a leakage number (a rerun with equal settings may skip finished splits)."""
+
+    model: str
+    weights: str
+    data: str                      # "embedded", "cifar10" or a folder path
+    image_size: int
+    budget: str
+    seed: int
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=BUDGETS["quick"].steps))
+    n_train: int = BUDGETS["quick"].n_train
+    n_test: int = BUDGETS["quick"].n_test
+
+    @classmethod
+    def from_budget(cls, model: str, weights: str, data: str, image_size: int, budget: str, seed: int,
+                    loss: str = "mse+ssim") -> "LeakageSettings":
+        preset = BUDGETS[budget]
+        return cls(model, weights, data, image_size, budget, seed,
+                   TrainConfig(steps=preset.steps, loss=loss), preset.n_train, preset.n_test)
+
+    def with_train(self, **changes: Any) -> "LeakageSettings":
+        return replace(self, train=replace(self.train, **changes))
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def key(self) -> str:
+        """Stable hash of the settings: equal key ⇔ results may be reused."""
+        text = json.dumps(self.as_json(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]

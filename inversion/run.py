@@ -1,0 +1,229 @@
+"""One leakage run: model → split points → cached features → one decoder per split → stored Lea(z).
+
+Reads top to bottom: resolve device and precision, load the victim (frozen, eval) and its profile
+table, pick the split points, load auxiliary/held-out images, measure the no-information floor,
+then for each split still to do: train g_z, score it, write results, samples and profile at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm import tqdm
+
+from inversion import report, store
+from inversion.attack import SplitOutcome, attack_split
+from inversion.config import LeakageSettings
+from inversion.data import ImageSet, Normalizer, load_images
+from inversion.features import feature_shapes, iter_split_features
+from inversion.metrics import no_information_floor
+from profiler.errors import UserInputError
+from profiler.graph import SplitModel, split_model
+from profiler.latency import resolve_device
+from profiler.zoo import LoadedModel, load_model
+
+PRECISIONS = ("auto", "bf16", "fp32")
+SAMPLE_COUNT = 8
+CACHE_BYTES = {"cpu": 2 << 30, "cuda": 8 << 30}
+
+
+@dataclass(frozen=True)
+class LeakageRequest:
+    """What the user asked for (the command's options, parsed)."""
+
+    model: str
+    layers: tuple[int, ...] | None = None
+    budget: str = "quick"
+    device: str = "auto"
+    precision: str = "auto"
+    seed: int = 0
+    weights: str = "none"
+    image_size: int | None = None
+    data: str = "embedded"
+    loss: str = "mse+ssim"
+    profile: Path | None = None
+    out: Path | None = None
+    force: bool = False
+    threads: int | None = None
+
+
+@dataclass
+class RunSummary:
+    model: str
+    num_units: int
+    unit_names: list[str]
+    results: store.Results
+    status: str
+    skipped: list[int]
+    computed: list[int]
+    profile_path: Path
+    out_dir: Path
+    figures: list[Path]
+
+
+def use_bf16(device: torch.device, precision: str) -> bool:
+    """``auto``: bf16 autocast where the hardware has it (CUDA, or a CPU with AVX512-BF16/AMX)."""
+    if precision not in PRECISIONS:
+        raise UserInputError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def parse_layers(text: str | None) -> tuple[int, ...] | None:
+    """``"1,4,9"`` → ``(1, 4, 9)``; ``None``/empty → all measurable splits."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise UserInputError(f"--layers {text!r}: expected comma-separated split points such as 1,4,9") from None
+
+
+def _choose_splits(layers: tuple[int, ...] | None, num_units: int, model: str) -> list[int]:
+    measurable = list(range(1, num_units))
+    if layers is None:
+        return measurable
+    bad = [z for z in layers if z not in measurable]
+    if bad:
+        raise UserInputError(f"--layers {','.join(map(str, bad))}: {model} has split points 0..{num_units}; "
+                             f"measurable are 1..{num_units - 1} (0 and {num_units} are fixed at SSIM 1 and 0)")
+    return list(layers)
+
+
+def _load_victim(request: LeakageRequest) -> tuple[LoadedModel, int]:
+    """The frozen victim in eval mode and the image size (default: the model's native size)."""
+    loaded = load_model(request.model, weights=request.weights)
+    if len(loaded.input_shape) != 3 or loaded.input_shape[0] != 3:
+        raise UserInputError(f"model {loaded.name}: input shape {loaded.input_shape} is not a 3-channel image; "
+                             "leakage is measured on RGB images")
+    if request.image_size is not None and request.image_size < 8:
+        raise UserInputError(f"--image-size {request.image_size}: must be at least 8 pixels")
+    return loaded, int(request.image_size or loaded.input_shape[-1])
+
+
+def _check_runs_at(model: SplitModel, name: str, image_size: int, native: int, device: torch.device) -> None:
+    """Fail before any work if the victim cannot run at ``image_size`` (e.g. a LeNet's fixed flatten)."""
+    try:
+        feature_shapes(model, torch.zeros(1, 3, image_size, image_size, device=device),
+                       [model.num_units])
+    except RuntimeError as exc:
+        raise UserInputError(f"model {name} cannot run at --image-size {image_size} "
+                             f"({str(exc).strip().splitlines()[0]}); use its native size {native}") from None
+
+
+def sample_indices(n_test: int) -> torch.Tensor:
+    """Held-out images shown in the grid: evenly spaced, so every source image is represented."""
+    return torch.linspace(0, n_test - 1, min(SAMPLE_COUNT, n_test)).round().long()
+
+
+def _floor_json(images: ImageSet) -> dict[str, Any]:
+    floor = no_information_floor(images.train, images.test)
+    return {"ssim": floor.ssim.as_json(), "psnr": floor.psnr.as_json(),
+            "definition": "mean auxiliary (train) image scored against every held-out image"}
+
+
+def _entry(outcome: SplitOutcome, unit_name: str, shape: tuple[int, ...], device: torch.device,
+           bf16: bool) -> dict[str, Any]:
+    ssim, psnr = outcome.leakage.ssim.as_json(), outcome.leakage.psnr.as_json()
+    return {"ssim": ssim["mean"], "ssim_ci95": ssim["ci95"], "psnr": psnr["mean"], "psnr_ci95": psnr["ci95"],
+            "n_test": ssim["n"], "unit": unit_name, "feature_shape": list(shape),
+            "train_seconds": round(outcome.train_seconds, 2),
+            "train_images_per_s": round(outcome.train_images_per_s, 1),
+            "final_loss": round(outcome.final_loss, 5), "device": str(device),
+            "precision": "bf16" if bf16 else "fp32",
+            "sample_ssim": [outcome.ssim_per_image[i] for i in sample_indices(len(outcome.ssim_per_image))],
+            "date": store.now_iso()}
+
+
+def _progress_bar(z: int, num_units: int, unit: str, steps: int, n_train: int, batch: int) -> tuple[tqdm, Callable]:
+    bar = tqdm(total=steps, desc=f"split {z}/{num_units} {unit}", file=sys.stderr, leave=False,
+               dynamic_ncols=True)
+    every = max(1, steps // 50)
+
+    def update(step: int, loss: float, ssim: float) -> None:
+        if (step + 1) % every == 0 or step + 1 == steps:
+            bar.update(step + 1 - bar.n)
+            bar.set_postfix(epoch=f"{(step + 1) * batch / n_train:.1f}", loss=f"{loss:.4f}", ssim=f"{ssim:.3f}")
+
+    return bar, update
+
+
+def run_leakage(request: LeakageRequest, log: Callable[[str], None] = lambda s: None) -> RunSummary:
+    """Measure Lea(z) for the requested split points; see the module docstring for the order of work."""
+    device = resolve_device(request.device)
+    bf16 = use_bf16(device, request.precision)
+    if request.threads is not None:
+        if request.threads < 1:
+            raise UserInputError(f"--threads {request.threads}: must be at least 1")
+        torch.set_num_threads(request.threads)
+    loaded, image_size = _load_victim(request)
+    model = split_model(loaded.model).to(device)
+    num_units = model.num_units
+    unit_names = [u.name for u in model.units]
+    profile_path = Path(request.profile or Path("data/profiles") / f"{loaded.name}.json")
+    profile = store.read_profile(profile_path, loaded.name)
+    if len(profile["units"]) != num_units:
+        raise UserInputError(f"--profile {profile_path}: has {len(profile['units'])} units but {loaded.name} "
+                             f"splits into {num_units}; regenerate it with `python cli.py profile {loaded.name}`")
+    splits = _choose_splits(request.layers, num_units, loaded.name)
+    _check_runs_at(model, loaded.name, image_size, loaded.input_shape[-1], device)
+    data_label = request.data if request.data in ("embedded", "cifar10") else str(Path(request.data).resolve())
+    settings = LeakageSettings.from_budget(loaded.name, loaded.weights_label, data_label, image_size,
+                                           request.budget, request.seed, request.loss)
+    images = load_images(request.data, image_size, settings.n_train, settings.n_test, request.seed)
+    out_dir = Path(request.out or Path("runs/leakage") / loaded.name.replace(":", "_").replace("/", "_"))
+    results, status = store.open_results(out_dir, settings, num_units, request.force)
+    todo = [z for z in splits if z not in results.splits]
+    log(f"{loaded.name}: {num_units} units, splits {splits}; {status}; to do {todo}; device {device}, "
+        f"{'bf16' if bf16 else 'fp32'}; {settings.n_train} train / {settings.n_test} test images at {image_size} px")
+    results.data = images.description
+    results.run = {"device": str(device), "precision": "bf16" if bf16 else "fp32",
+                   "results_file": str(out_dir / store.RESULTS_NAME)}
+    if results.floor is None:
+        results.floor = _floor_json(images)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shown = sample_indices(len(images.test))
+    store.save_samples(out_dir, "originals", images.test[shown].permute(0, 2, 3, 1).numpy())
+    results.save(out_dir)
+    store.update_profile(profile_path, results)
+
+    normalizer = Normalizer()
+    features = iter_split_features(model, normalizer.normalize(images.train), normalizer.normalize(images.test),
+                                   todo, device, CACHE_BYTES.get(device.type, 2 << 30), bf16=bf16)
+    for feats in features:
+        z = feats.split
+        bar, progress = _progress_bar(z, num_units, unit_names[z - 1], settings.train.steps,
+                                      settings.n_train, settings.train.batch_size)
+        with bar:
+            outcome = attack_split(feats, images.train, images.test, settings.train, device,
+                                   request.seed + z, bf16, progress)
+        results.splits[z] = _entry(outcome, unit_names[z - 1], feats.shape, device, bf16)
+        store.save_samples(out_dir, f"split_{z:03d}",
+                           outcome.reconstructions[shown].permute(0, 2, 3, 1).numpy())
+        results.save(out_dir)
+        store.update_profile(profile_path, results)
+        log(f"split {z}: SSIM {results.splits[z]['ssim']:.3f}  ({outcome.train_seconds:.0f} s)")
+    figures = write_figures(out_dir, loaded.name, num_units, results)
+    return RunSummary(loaded.name, num_units, unit_names, results, status, [z for z in splits if z not in todo],
+                      todo, profile_path, out_dir, figures)
+
+
+def write_figures(out_dir: Path, model: str, num_units: int, results: store.Results) -> list[Path]:
+    """Reconstruction grid and SSIM-vs-split plot from the results file and the saved samples."""
+    s = results.settings
+    title = f"{model} ({s['weights']} weights), {s['image_size']} px, {s['budget']} budget, seed {s['seed']}"
+    figures = [report.ssim_plot(out_dir / report.PLOT_NAME, num_units, results.splits, results.floor, title)]
+    originals = store.load_samples(out_dir, "originals")
+    rows = {z: store.load_samples(out_dir, f"split_{z:03d}") for z in results.splits}
+    rows = {z: r for z, r in rows.items() if r is not None}
+    if originals is not None and rows:
+        ssims = {z: results.splits[z]["sample_ssim"] for z in rows}
+        figures.append(report.reconstruction_grid(out_dir / report.GRID_NAME, originals, rows, ssims, title))
+    return figures
