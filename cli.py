@@ -20,7 +20,28 @@ from profiler.errors import UserInputError
 
 
 class _Main(click.Group):
-    """Top-level group that turns user errors into one line and exit code 2."""
+    """Top-level group that turns user errors into one line and exit code 2.
+
+    Click's own usage errors (unknown option, bad choice, missing option) get the same one-line form,
+    naming the subcommand's ``--help`` instead of printing the usage block.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare `python cli.py`: the help text
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            where = f" (see `{exc.ctx.command_path} --help`)" if getattr(exc, "ctx", None) else ""
+            click.echo(f"error: {exc.format_message()}{where}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context):
         try:

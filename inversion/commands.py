@@ -11,6 +11,7 @@ from inversion.config import BUDGETS
 from inversion.run import PRECISIONS, LeakageRequest, RunSummary, parse_layers, run_leakage
 from profiler.errors import UserInputError
 from profiler.latency import DEVICES
+from profiler.weights import NO_WEIGHTS
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -49,23 +50,27 @@ def summary_table(summary: RunSummary) -> str:
 @click.option("--layers", metavar="Z1,Z2,...", help="Split points to measure (default: all of 1..L-1).")
 @click.option("--budget", type=click.Choice(list(BUDGETS)), default="quick", show_default=True,
               help="Images and decoder training steps (see README).")
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="Where the victim and decoder run (auto: CUDA if available).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help="auto: bf16 autocast where the hardware supports it.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--weights", default="none", show_default=True,
-              help="none (random init), a cached torchvision weights name, or a state_dict path.")
-@click.option("--image-size", type=int, help="Square image side (default: the model's native size).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of image crops, train/test split and decoder init (recorded).")
+@click.option("--weights", default=NO_WEIGHTS, show_default=True,
+              help="none (seeded random init), a cached torchvision weights name, or a state_dict path.")
+@click.option("--image-size", type=int, metavar="PIXELS",
+              help="Square image side, at least 8 (default: the model's native size).")
 @click.option("--data", "data_dir", type=click.Path(), help="Folder of your own images (instead of the embedded set).")
 @click.option("--dataset", type=click.Choice(["embedded", "cifar10"]), default=None,
               help="embedded scikit-image photographs (default) or cifar10 (must be present under data/cifar10).")
-@click.option("--loss", type=click.Choice(LOSSES), default="mse+ssim", show_default=True)
+@click.option("--loss", type=click.Choice(LOSSES), default="mse+ssim", show_default=True,
+              help="Decoder training loss.")
 @click.option("--profile", "profile_path", type=click.Path(path_type=Path),
               help="Profile table to update (default data/profiles/<model>.json).")
 @click.option("--out", type=click.Path(path_type=Path), help="Results folder (default runs/leakage/<model>/).")
 @click.option("--force", is_flag=True, help="Recompute splits already finished with the same settings.")
-@click.option("--threads", type=int, help="CPU threads for torch (default: torch's; 1 is faster when other "
-                                          "jobs share the cores).")
+@click.option("--threads", type=int, metavar="N",
+              help="CPU threads for torch (default: torch's; 1 is faster when other jobs share the cores).")
 def leakage(model: str, layers: str | None, budget: str, device: str, precision: str, seed: int, weights: str,
             image_size: int | None, data_dir: str | None, dataset: str | None, loss: str,
             profile_path: Path | None, out: Path | None, force: bool, threads: int | None) -> None:

@@ -24,6 +24,7 @@ from inversion.metrics import no_information_floor
 from profiler.errors import UserInputError
 from profiler.graph import SplitModel, split_model
 from profiler.latency import resolve_device
+from profiler.table import check_writable
 from profiler.zoo import LoadedModel, load_model
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -81,9 +82,12 @@ def parse_layers(text: str | None) -> tuple[int, ...] | None:
     if text is None or not text.strip():
         return None
     try:
-        return tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+        layers = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
     except ValueError:
-        raise UserInputError(f"--layers {text!r}: expected comma-separated split points such as 1,4,9") from None
+        layers = ()
+    if not layers:
+        raise UserInputError(f"--layers {text!r}: expected comma-separated split points such as 1,4,9")
+    return layers
 
 
 def _choose_splits(layers: tuple[int, ...] | None, num_units: int, model: str) -> list[int]:
@@ -173,12 +177,14 @@ def run_leakage(request: LeakageRequest, log: Callable[[str], None] = lambda s: 
         raise UserInputError(f"--profile {profile_path}: has {len(profile['units'])} units but {loaded.name} "
                              f"splits into {num_units}; regenerate it with `python cli.py profile {loaded.name}`")
     splits = _choose_splits(request.layers, num_units, loaded.name)
+    out_dir = Path(request.out or Path("runs/leakage") / loaded.name.replace(":", "_").replace("/", "_"))
+    check_writable(out_dir, "--out", folder=True)
+    check_writable(profile_path, "--profile")
     _check_runs_at(model, loaded.name, image_size, loaded.input_shape[-1], device)
     data_label = request.data if request.data in ("embedded", "cifar10") else str(Path(request.data).resolve())
     settings = LeakageSettings.from_budget(loaded.name, loaded.weights_label, data_label, image_size,
                                            request.budget, request.seed, request.loss)
     images = load_images(request.data, image_size, settings.n_train, settings.n_test, request.seed)
-    out_dir = Path(request.out or Path("runs/leakage") / loaded.name.replace(":", "_").replace("/", "_"))
     results, status = store.open_results(out_dir, settings, num_units, request.force)
     todo = [z for z in splits if z not in results.splits]
     log(f"{loaded.name}: {num_units} units, splits {splits}; {status}; to do {todo}; device {device}, "
@@ -188,7 +194,10 @@ def run_leakage(request: LeakageRequest, log: Callable[[str], None] = lambda s: 
                    "results_file": str(out_dir / store.RESULTS_NAME)}
     if results.floor is None:
         results.floor = _floor_json(images)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserInputError(f"--out {out_dir}: cannot create the results folder ({exc.strerror or exc})") from None
     shown = sample_indices(len(images.test))
     store.save_samples(out_dir, "originals", images.test[shown].permute(0, 2, 3, 1).numpy())
     results.save(out_dir)

@@ -14,8 +14,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -137,16 +135,8 @@ def update_profile(path: Path, results: Results) -> dict[str, Any]:
 def save_samples(folder: Path, name: str, images: np.ndarray) -> Path:
     """``images`` (K × H × W × 3 in [0, 1]) as uint8 ``<folder>/samples/<name>.npy``, written atomically."""
     target = folder / SAMPLES_DIR / f"{name}.npy"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".npy", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, np.round(np.clip(images, 0, 1) * 255).astype(np.uint8))
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with profile_table.atomic_open(target, "wb") as fh:
+        np.save(fh, np.round(np.clip(images, 0, 1) * 255).astype(np.uint8))
     return target
 
 

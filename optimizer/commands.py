@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import click
@@ -17,6 +15,8 @@ from optimizer.config import EvaluateConfig, apply_overrides, from_dict, load_fi
 from optimizer.env import EdgeEnv, ServiceCatalog
 from optimizer.evaluate import METRICS, EvalResult, evaluate_baseline, run_episodes
 from profiler.errors import UserInputError
+from profiler.latency import DEVICES, resolve_device
+from profiler.table import atomic_open, check_writable
 
 _COLUMNS = (("energy_j", "energy (J)"), ("privacy_cost", "privacy cost"), ("delay_s", "delay (s)"),
             ("success_rate", "success"), ("user_cost", "user cost"))
@@ -35,19 +35,6 @@ def _format_table(results: dict[str, EvalResult]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
-def _write_atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _write_results(path: Path, results: dict[str, EvalResult], cfg: EvaluateConfig, profiles: str) -> None:
     records = [{"policy": name, **res.to_record()} for name, res in results.items()]
     if path.suffix.lower() == ".json":
@@ -62,7 +49,8 @@ def _write_results(path: Path, results: dict[str, EvalResult], cfg: EvaluateConf
         text = buf.getvalue()
     else:
         raise UserInputError(f"--out {path}: must end in .json or .csv")
-    _write_atomic_text(path, text)
+    with atomic_open(path, newline="") as fh:
+        fh.write(text)
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -84,30 +72,34 @@ def _load_config(config_path: str | None, overrides: list[str], checkpoint_env: 
 @click.option("--policy", default="all", show_default=True,
               type=click.Choice(list(baselines.USER_BASELINES) + ["all", "none"]),
               help="User baseline (association + split); 'all' compares every one; 'none' with --checkpoint.")
-@click.option("--checkpoint", default=None,
+@click.option("--checkpoint", default=None, metavar="PATH",
               help="Also evaluate a trained run (directory or checkpoint file); its env config is the base.")
 @click.option("--deployment", default="popularity", show_default=True,
               type=click.Choice(list(baselines.DEPLOYMENT_BASELINES)), help="Deployment baseline.")
-@click.option("--profiles", default="data/profiles", show_default=True,
+@click.option("--profiles", default="data/profiles", show_default=True, metavar="DIR",
               help="Folder of profile tables with leakage (python cli.py profile / leakage).")
 @click.option("--synthetic-profiles", is_flag=True,
               help="Use built-in SYNTHETIC tables instead of --profiles (plumbing checks only; not measurements).")
-@click.option("--episodes", type=int, default=None, help="Copy-episodes per policy [config: episodes, 5].")
-@click.option("--slots", type=int, default=None, help="Slots per episode [config: env.slots_per_episode, 200].")
-@click.option("--seed", type=int, default=None, help="Seed of the evaluation episodes [config: seed, 0].")
-@click.option("--num-envs", type=int, default=None, help="Copies run in parallel [config: num_envs, 5].")
-@click.option("--config", "config_path", default=None, help="YAML or TOML file with config values.")
+@click.option("--episodes", type=int, default=None, metavar="N",
+              help="Copy-episodes per policy [config: episodes, 5].")
+@click.option("--slots", type=int, default=None, metavar="T",
+              help="Slots per episode [config: env.slots_per_episode, 200].")
+@click.option("--seed", type=int, default=None, metavar="S", help="Seed of the evaluation episodes [config: seed, 0].")
+@click.option("--num-envs", type=int, default=None, metavar="B", help="Copies run in parallel [config: num_envs, 5].")
+@click.option("--config", "config_path", default=None, metavar="FILE", help="YAML or TOML file with config values.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set env.num_users=80 (repeatable).")
-@click.option("--device", default="cpu", show_default=True, help="torch device for the environment.")
-@click.option("--threads", type=int, default=1, show_default=True,
+@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
+              help="torch device for the environment (auto: CUDA if available).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="torch CPU threads (1 is fastest for these small tensors on a shared machine).")
-@click.option("--out", default=None, help="Write the results to FILE.json or FILE.csv.")
+@click.option("--out", default=None, metavar="FILE", help="Write the results to FILE.json or FILE.csv.")
 def evaluate(policy, checkpoint, deployment, profiles, synthetic_profiles, episodes, slots, seed, num_envs,
              config_path, overrides, device, threads, out):
     """Heuristic baselines (and a trained policy) on the environment: energy, privacy, delay, success, cost."""
     cli_sets = [f"{k}={v}" for k, v in (("episodes", episodes), ("env.slots_per_episode", slots),
                                         ("seed", seed), ("num_envs", num_envs)) if v is not None]
+    device = str(resolve_device(device))  # fail on --device cuda without a GPU before any work
     learned = None
     if checkpoint:
         from optimizer.policies.adapters import load_policies
@@ -117,6 +109,8 @@ def evaluate(policy, checkpoint, deployment, profiles, synthetic_profiles, episo
     cfg = _load_config(config_path, list(overrides) + cli_sets, checkpoint_env if checkpoint else None)
     if out and Path(out).suffix.lower() not in (".json", ".csv"):
         raise UserInputError(f"--out {out}: must end in .json or .csv")
+    if out:
+        check_writable(out)
     torch.set_num_threads(threads)
     if synthetic_profiles:
         from optimizer.env.synthetic import synthetic_zoo

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import yaml
 
 from profiler.errors import UserInputError
+from profiler.table import read_text
 
 Range = tuple[float, float]
 
@@ -283,10 +284,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 def load_file(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) config file into a nested dict."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserInputError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    text = read_text(path, "config")
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
@@ -321,10 +319,11 @@ def apply_overrides(data: dict[str, Any], overrides: typing.Iterable[str]) -> di
     for text in overrides:
         path, value = parse_override(text)
         node = merged
-        for part in path[:-1]:
+        for depth, part in enumerate(path[:-1], start=1):
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise UserInputError(f"--set {text!r}: '{part}' is a value, not a section")
+                raise UserInputError(f"config {'.'.join(path[:depth])}: is a value ({child!r}), not a section, "
+                                     f"so --set {text!r} cannot apply")
             node = child
         node[path[-1]] = value
     return merged

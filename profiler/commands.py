@@ -9,12 +9,11 @@
 
 from __future__ import annotations
 
-import os
 import shlex
-import tempfile
 from pathlib import Path
 
 import click
+import torch
 from tqdm import tqdm
 
 from profiler import zoo as model_zoo
@@ -23,6 +22,7 @@ from profiler.errors import UserInputError
 from profiler.graph import split_model
 from profiler.latency import DEVICES, LatencyConfig, resolve_device
 from profiler.render import format_tables, si
+from profiler.table import atomic_open, check_writable
 from profiler.weights import NO_WEIGHTS
 
 FORMATS = ("table", "json", "csv")
@@ -45,7 +45,8 @@ def zoo() -> None:
 
 
 def _command_line(spec: str | None, all_models: bool, input_shape: str | None, weights: str,
-                  device: str, no_latency: bool, repeats: int, warmup: int, out: str | None) -> str:
+                  device: str, no_latency: bool, repeats: int, warmup: int, threads: int | None,
+                  out: str | None) -> str:
     """The canonical command recorded in each table's ``generator`` block."""
     args = ["--all"] if all_models else [spec or ""]
     if input_shape:
@@ -54,6 +55,8 @@ def _command_line(spec: str | None, all_models: bool, input_shape: str | None, w
         args += ["--weights", weights]
     args += ["--no-latency"] if no_latency else ["--device", device, "--repeats", str(repeats),
                                                 "--warmup", str(warmup)]
+    if threads is not None and not no_latency:
+        args += ["--threads", str(threads)]
     if out:
         args += ["--out", out]
     return "python cli.py profile " + shlex.join(args)
@@ -86,9 +89,11 @@ def _resolve_format(fmt: str | None, out: str | None, all_models: bool) -> str:
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
               help="Output format [default: table on screen; with --out from the file suffix, else json].")
 @click.option("--out", type=click.Path(dir_okay=True), help="Write to this file (with --all: this folder).")
+@click.option("--threads", type=click.IntRange(min=1), metavar="N",
+              help="CPU threads for torch while timing (default: torch's; recorded in the table).")
 def profile(model: str | None, model_option: str | None, all_models: bool, input_shape: str | None,
             weights: str, device: str, no_latency: bool, repeats: int, warmup: int, fmt: str | None,
-            out: str | None) -> None:
+            out: str | None, threads: int | None) -> None:
     """Cost table of every split point of MODEL (a zoo name or pkg.module:factory)."""
     if model and model_option and model != model_option:
         raise UserInputError(f"two models given ({model!r} and --model {model_option!r}); give one")
@@ -102,9 +107,15 @@ def profile(model: str | None, model_option: str | None, all_models: bool, input
     latency = None if no_latency else LatencyConfig(device=device, repeats=repeats, warmup=warmup)
     if latency is not None:
         resolve_device(device)  # fail on --device cuda without a GPU before any work
+    if threads is not None:
+        torch.set_num_threads(threads)
     options = ProfileOptions(latency=latency, command=_command_line(
-        spec, all_models, input_shape, weights, device, no_latency, repeats, warmup, out))
+        spec, all_models, input_shape, weights, device, no_latency, repeats, warmup, threads, out))
     fmt = _resolve_format(fmt, out, all_models)
+    if out and all_models and Path(out).is_file():
+        raise UserInputError(f"--out {out}: with --all, --out must be a folder")
+    if out:
+        check_writable(out, folder=all_models)
     names = model_zoo.available() if all_models else [spec]
     tables = []
     for name in tqdm(names, desc="profiling", unit="model", disable=len(names) == 1 or None, leave=False):
@@ -122,8 +133,6 @@ def profile(model: str | None, model_option: str | None, all_models: bool, input
 
 def _write_folder(folder: Path, tables: list[dict], fmt: str) -> None:
     """``<model>.<json|csv|txt>`` per table; written only after every model was profiled."""
-    if folder.exists() and not folder.is_dir():
-        raise UserInputError(f"--out {folder}: with --all, --out must be a folder")
     suffix = {"json": ".json", "csv": ".csv", "table": ".txt"}[fmt]
     for table in tables:
         path = folder / f"{table['model']}{suffix}"
@@ -135,17 +144,5 @@ def _write_folder(folder: Path, tables: list[dict], fmt: str) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Atomic text write (temporary file, then rename), so a failure never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as fh:
+        fh.write(text)

@@ -43,12 +43,13 @@ sent) has SSIM 1 and split L (nothing sent) SSIM 0; those two entries have ``"me
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Iterator
 
 from profiler.errors import UserInputError
 
@@ -79,6 +80,18 @@ def _check_number(source: str, where: str, key: str, value: Any, optional: bool 
         raise _fail(source, f"{where}{key}", f"must be >= 0, got {value!r}")
 
 
+def _check_entry(source: str, where: str, entry: Any, fields: tuple[str, ...], counter: str,
+                 expected: int) -> None:
+    """One unit or split: an object holding every field of ``fields``, numbered ``expected``."""
+    if not isinstance(entry, dict):
+        raise _fail(source, where.rstrip("."), f"must be an object, got {entry!r}")
+    for key in fields:
+        if key not in entry:
+            raise _fail(source, where + key, "is missing")
+    if entry[counter] != expected:
+        raise _fail(source, where + counter, f"must be {expected}, got {entry[counter]!r}")
+
+
 def validate(table: dict[str, Any], source: str = "profile", require_leakage: bool = False) -> None:
     """Raise :class:`UserInputError` naming ``source`` and the field if ``table`` breaks schema 1.
 
@@ -94,6 +107,8 @@ def validate(table: dict[str, Any], source: str = "profile", require_leakage: bo
         raise _fail(source, "schema_version",
                     f"is {table['schema_version']!r}; this splitpriv reads version {SCHEMA_VERSION} "
                     "(regenerate with `python cli.py profile`)")
+    if not isinstance(table["model"], str) or not table["model"]:
+        raise _fail(source, "model", f"must be a non-empty model name, got {table['model']!r}")
     shape = table["input_shape"]
     if not (isinstance(shape, list) and shape and all(isinstance(s, int) and s > 0 for s in shape)):
         raise _fail(source, "input_shape", f"must be a list of positive ints, got {shape!r}")
@@ -107,21 +122,13 @@ def validate(table: dict[str, Any], source: str = "profile", require_leakage: bo
                                       f"got {len(splits) if isinstance(splits, list) else splits!r}")
     for i, unit in enumerate(units, start=1):
         where = f"units[{i - 1}]."
-        for key in UNIT_FIELDS:
-            if key not in unit:
-                raise _fail(source, where + key, "is missing")
-        if unit["index"] != i:
-            raise _fail(source, where + "index", f"must be {i}, got {unit['index']!r}")
+        _check_entry(source, where, unit, UNIT_FIELDS, "index", i)
         for key in ("macs", "flops", "params", "param_bytes", "output_bytes"):
             _check_number(source, where, key, unit[key])
         _check_number(source, where, "latency_ms", unit["latency_ms"], optional=True)
     for z, split in enumerate(splits):
         where = f"splits[{z}]."
-        for key in SPLIT_FIELDS:
-            if key not in split:
-                raise _fail(source, where + key, "is missing")
-        if split["split"] != z:
-            raise _fail(source, where + "split", f"must be {z}, got {split['split']!r}")
+        _check_entry(source, where, split, SPLIT_FIELDS, "split", z)
         for key in SPLIT_FIELDS[1:7]:
             _check_number(source, where, key, split[key])
         for key in ("device_latency_ms", "server_latency_ms"):
@@ -142,6 +149,8 @@ def validate(table: dict[str, Any], source: str = "profile", require_leakage: bo
                 raise _fail(source, where + "leakage",
                             f"is missing; run `python cli.py leakage --model {table['model']}` first")
             continue
+        if not isinstance(leak, dict):
+            raise _fail(source, where + "leakage", f"must be null or an object, got {leak!r}")
         for key in LEAKAGE_FIELDS:
             if key not in leak:
                 raise _fail(source, where + "leakage." + key, "is missing")
@@ -150,54 +159,112 @@ def validate(table: dict[str, Any], source: str = "profile", require_leakage: bo
             raise _fail(source, where + "leakage.ssim", f"must be an SSIM in [0, 1], got {ssim!r}")
 
 
+def read_text(path: str | os.PathLike, what: str) -> str:
+    """The UTF-8 text of a file the user named; a missing, unreadable or binary file is a user error."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserInputError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise UserInputError(f"{path}: cannot read {what} (not UTF-8 text)") from None
+
+
 def read(path: str | os.PathLike, require_leakage: bool = False) -> dict[str, Any]:
     """Load and validate one profile table; errors name the file and the field."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserInputError(f"{path}: cannot read profile ({exc.strerror or exc})") from None
+    text = read_text(path, "profile")
     try:
         table = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UserInputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise UserInputError(f"{path}: not valid JSON ({exc.msg}: line {exc.lineno}, column {exc.colno})") from None
     validate(table, source=str(path), require_leakage=require_leakage)
     return table
 
 
-def write_atomic(path: str | os.PathLike, table: dict[str, Any]) -> Path:
-    """Write JSON to ``path`` atomically: a temporary file in the same folder, then ``os.replace``.
+def check_writable(path: str | os.PathLike, option: str = "--out", folder: bool = False) -> None:
+    """Fail fast, before long work, if ``path`` (a file, or with ``folder`` a folder) could not be written.
 
-    An interrupted write leaves the previous file intact; nothing half-written is ever visible.
+    No side effects: walks up to the nearest existing ancestor, which must be a folder this process
+    may write into; a file target must not be an existing folder, a folder target not an existing file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if not folder and path.is_dir():
+        raise UserInputError(f"{option} {path}: is a folder; give a file name")
+    ancestor = path if folder else path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserInputError(f"{option} {path}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UserInputError(f"{option} {path}: no permission to write in {ancestor}")
+
+
+def _current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -> Iterator[IO]:
+    """Open a temporary file beside ``path`` for writing; on success rename it onto ``path``.
+
+    The file gets the usual permissions (``0o666 & ~umask``; ``mkstemp`` alone makes 0600). If the
+    ``with`` body raises (or is interrupted), the temporary file is removed and a previous ``path`` is
+    left intact: nothing half-written is ever visible. The parent folder is created when missing.
+    A folder that cannot be created or written raises :class:`UserInputError` naming ``path``.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes whole files; mode must be 'w' or 'wb', got {mode!r}")
+    path = Path(path)
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(table, fh, indent=1)
-            fh.write("\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise UserInputError(f"{path}: cannot write here ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as fh:
+            yield fh
+        os.chmod(tmp, 0o666 & ~_current_umask())
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise UserInputError(f"{path}: cannot write here ({exc.strerror or exc})") from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
+
+
+def write_atomic(path: str | os.PathLike, table: dict[str, Any]) -> Path:
+    """Write ``table`` as indented JSON to ``path`` with :func:`atomic_open` (all or nothing)."""
+    with atomic_open(path) as fh:
+        json.dump(table, fh, indent=1)
+        fh.write("\n")
+    return Path(path)
+
+
+def read_dir_with_files(folder: str | os.PathLike, require_leakage: bool = False
+                        ) -> tuple[dict[str, dict[str, Any]], dict[str, Path]]:
+    """All ``*.json`` tables of a folder keyed by model name, each validated, and the file of each."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserInputError(f"{folder}: no such profile folder")
+    paths = sorted(folder.glob("*.json"))
+    if not paths:
+        raise UserInputError(f"{folder}: no *.json profile tables in this folder")
+    tables: dict[str, dict[str, Any]] = {}
+    files: dict[str, Path] = {}
+    for path in paths:
+        table = read(path, require_leakage=require_leakage)
+        model = table["model"]
+        if model in tables:
+            raise UserInputError(f"{path}: model {model!r} has a second table in {folder} "
+                                 f"(also {files[model].name}); keep one")
+        tables[model], files[model] = table, path
+    return tables, files
 
 
 def read_dir(folder: str | os.PathLike, require_leakage: bool = False) -> dict[str, dict[str, Any]]:
     """All ``*.json`` tables of a folder, keyed by model name, each validated."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UserInputError(f"{folder}: no such profile folder")
-    files = sorted(folder.glob("*.json"))
-    if not files:
-        raise UserInputError(f"{folder}: no *.json profile tables in this folder")
-    tables = {}
-    for file in files:
-        table = read(file, require_leakage=require_leakage)
-        tables[table["model"]] = table
-    return tables
+    return read_dir_with_files(folder, require_leakage)[0]

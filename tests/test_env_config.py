@@ -76,3 +76,12 @@ def test_bad_config_files(tmp_path):
         build_config(EvaluateConfig, tmp_path / "bad.yaml")
     with pytest.raises(UserInputError, match="cannot read config"):
         build_config(EvaluateConfig, tmp_path / "missing.yaml")
+
+
+def test_binary_config_file_and_a_value_used_as_section(tmp_path):
+    (tmp_path / "blob.toml").write_bytes(b"\xff\xfe")
+    with pytest.raises(UserInputError, match="blob.toml: cannot read config \\(not UTF-8 text\\)"):
+        build_config(EvaluateConfig, tmp_path / "blob.toml")
+    (tmp_path / "flat.toml").write_text("env = 3\n")  # the file, not the --set, is at fault: say which key
+    with pytest.raises(UserInputError, match="config env: is a value \\(3\\), not a section"):
+        build_config(EvaluateConfig, tmp_path / "flat.toml", ["env.num_users=4"])

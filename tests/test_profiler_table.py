@@ -108,3 +108,69 @@ def test_cumulative_split_fields_must_agree_with_the_units(mutate, field) -> Non
     with pytest.raises(UserInputError) as err:
         table.validate(bad)
     assert field in str(err.value)
+
+
+@pytest.mark.parametrize("where, value, field", [
+    (("model",), 5, "'model'"),
+    (("units", 0), 7, "'units[0]'"),
+    (("splits", 1), [1, 2], "'splits[1]'"),
+    (("splits", 1, "leakage"), "high", "'splits[1].leakage'"),
+])
+def test_wrong_json_types_are_refused_by_field(where, value, field) -> None:
+    bad = _tiny()
+    node = bad
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+    with pytest.raises(UserInputError, match=field.replace("[", "\\[").replace("]", "\\]")):
+        table.validate(bad, source="t.json")
+
+
+def test_a_binary_file_is_refused_not_crashed(tmp_path) -> None:
+    (tmp_path / "blob.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(UserInputError, match="blob.json: cannot read profile \\(not UTF-8 text\\)"):
+        table.read(tmp_path / "blob.json")
+
+
+def test_two_tables_for_one_model_are_refused(tmp_path) -> None:
+    table.write_atomic(tmp_path / "a.json", _tiny())
+    table.write_atomic(tmp_path / "b.json", _tiny())
+    with pytest.raises(UserInputError, match="b.json: model 'tiny' has a second table"):
+        table.read_dir(tmp_path)
+
+
+def test_atomic_open_gives_umask_permissions_and_writes_bytes(tmp_path) -> None:
+    old = os.umask(0o027)
+    try:
+        with table.atomic_open(tmp_path / "sub" / "blob.bin", "wb") as fh:
+            fh.write(b"\x00\x01")
+    finally:
+        os.umask(old)
+    target = tmp_path / "sub" / "blob.bin"
+    assert target.read_bytes() == b"\x00\x01"
+    assert target.stat().st_mode & 0o777 == 0o640  # 0o666 & ~0o027, not mkstemp's 0o600
+
+
+def test_atomic_open_into_a_file_is_a_user_error_and_leaves_nothing(tmp_path) -> None:
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(UserInputError, match="plain/out.txt: cannot write here"):
+        with table.atomic_open(tmp_path / "plain" / "out.txt") as fh:
+            fh.write("never")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(UserInputError, match="folder: cannot write here"):
+        with table.atomic_open(tmp_path / "folder") as fh:  # rename onto a folder fails
+            fh.write("never")
+    assert sorted(os.listdir(tmp_path)) == ["folder", "plain"] and not os.listdir(tmp_path / "folder")
+
+
+def test_check_writable_names_the_blocking_path(tmp_path) -> None:
+    (tmp_path / "plain").write_text("x")
+    table.check_writable(tmp_path / "new" / "deeper" / "out.json")  # missing folders are fine
+    with pytest.raises(UserInputError, match="plain is a file, not a folder"):
+        table.check_writable(tmp_path / "plain" / "new" / "out.json")
+    with pytest.raises(UserInputError, match="--out .*: is a folder"):
+        table.check_writable(tmp_path)
+    table.check_writable(tmp_path / "new" / "folder", folder=True)
+    with pytest.raises(UserInputError, match="plain is a file, not a folder"):
+        table.check_writable(tmp_path / "plain", folder=True)
+    assert sorted(os.listdir(tmp_path)) == ["plain"]  # no side effects

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 import torch
@@ -72,7 +71,8 @@ class ServiceCatalog:
             for name, tab in tables.items():
                 profile_table.validate(tab, source=sources[name], require_leakage=True)
         else:
-            tables, sources = _read_folder(Path(source))
+            tables, files = profile_table.read_dir_with_files(source, require_leakage=True)
+            sources = {name: str(path) for name, path in files.items()}
         return cls.from_tables(tables, services_per_model, compute_unit, sources)
 
     @classmethod
@@ -114,23 +114,6 @@ class ServiceCatalog:
             compute_unit=compute_unit,
             **fields,
         )
-
-
-def _read_folder(folder: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Every ``*.json`` table of ``folder`` (leakage required), keyed by model, with its file name."""
-    if not folder.is_dir():
-        raise UserInputError(f"{folder}: no such profile folder")
-    files = sorted(folder.glob("*.json"))
-    if not files:
-        raise UserInputError(f"{folder}: no *.json profile tables in this folder")
-    tables: dict[str, dict[str, Any]] = {}
-    sources: dict[str, str] = {}
-    for file in files:
-        tab = profile_table.read(file, require_leakage=True)
-        if tab["model"] in tables:
-            raise UserInputError(f"{file}: field 'model' ({tab['model']!r}) repeats {sources[tab['model']]}")
-        tables[tab["model"]], sources[tab["model"]] = tab, str(file)
-    return tables, sources
 
 
 def _number(source: str, field: str, value: Any) -> float:

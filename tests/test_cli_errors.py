@@ -1,0 +1,95 @@
+"""Bad input to any command: one line on stderr starting ``error:``, exit code 2, no traceback, no file.
+
+Covers what the per-area tests do not: click's own usage errors (reformatted by ``cli.py``), output
+paths that cannot be written (checked before the work starts), and ``--device cuda`` without a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cli import main
+from inversion.run import parse_layers
+from profiler.errors import UserInputError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "profiles"
+EVALUATE = ["evaluate", "--profiles", str(FIXTURES), "--policy", "local-only", "--episodes", "1", "--slots", "1",
+            "--num-envs", "1", "--set", "env.num_servers=2", "--set", "env.num_users=3"]
+
+
+def _assert_one_line_error(result, *words: str) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["zoo", "--bogus"], ["No such option '--bogus'", "zoo --help"]),
+    (["zoo", "extra"], ["unexpected extra argument", "zoo --help"]),
+    (["nosuchcommand"], ["No such command 'nosuchcommand'"]),
+    (["leakage"], ["Missing option '--model'", "leakage --help"]),
+    (["profile", "lenet7", "--device", "tpu"], ["'--device'", "'tpu'", "auto"]),
+    (["profile", "lenet7", "--repeats", "0"], ["'--repeats'"]),
+    (["evaluate", "--threads", "0"], ["'--threads'"]),
+    (["evaluate", "--device", "gpu"], ["'--device'", "'gpu'"]),
+])
+def test_usage_errors_are_one_line(args, words):
+    _assert_one_line_error(CliRunner().invoke(main, args), *words)
+
+
+def test_bare_command_prints_help():
+    result = CliRunner().invoke(main, [])
+    assert result.exit_code == 2 and "Commands:" in result.output and "error:" not in result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+@pytest.mark.parametrize("command", [["profile", "lenet7"], EVALUATE])
+def test_device_cuda_without_gpu_is_refused(command):
+    _assert_one_line_error(CliRunner().invoke(main, command + ["--device", "cuda"]), "--device cuda")
+
+
+def test_evaluate_out_under_a_file_is_refused_before_the_run(tmp_path):
+    (tmp_path / "plain").write_text("x")
+    result = CliRunner().invoke(main, EVALUATE + ["--out", str(tmp_path / "plain" / "r.json")])
+    _assert_one_line_error(result, "plain is a file, not a folder")
+    assert "evaluating" not in result.stderr  # refused before any episode ran
+    assert os.listdir(tmp_path) == ["plain"]
+
+
+@pytest.mark.parametrize("target, words", [
+    ("plain/t.json", ["plain is a file, not a folder"]),
+    (".", ["is a folder; give a file name"]),
+])
+def test_profile_out_that_cannot_be_written_is_refused(tmp_path, target, words):
+    (tmp_path / "plain").write_text("x")
+    result = CliRunner().invoke(main, ["profile", "lenet7", "--no-latency", "--out", str(tmp_path / target)])
+    _assert_one_line_error(result, *words)
+    assert os.listdir(tmp_path) == ["plain"]
+
+
+def test_leakage_out_that_is_a_file_is_refused_before_training(tmp_path):
+    profile = tmp_path / "lenet7.json"
+    made = CliRunner().invoke(main, ["profile", "lenet7", "--no-latency", "--out", str(profile)])
+    assert made.exit_code == 0, made.output
+    before = profile.read_bytes()
+    (tmp_path / "plain").write_text("x")
+    result = CliRunner().invoke(main, ["leakage", "--model", "lenet7", "--budget", "smoke", "--threads", "1",
+                                       "--profile", str(profile), "--out", str(tmp_path / "plain")])
+    _assert_one_line_error(result, "--out", "plain: ", "plain is a file, not a folder")
+    assert profile.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["lenet7.json", "plain"]
+
+
+@pytest.mark.parametrize("text", [",", " , ", "x", "1,y"])
+def test_layers_without_any_split_point_are_refused(text):
+    with pytest.raises(UserInputError, match="--layers"):
+        parse_layers(text)
+    assert parse_layers("4,1,,4") == (1, 4) and parse_layers(None) is None
