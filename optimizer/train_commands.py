@@ -1,9 +1,64 @@
-"""TEMPORARY placeholder written by the lead; the owner replaces this file."""
+"""``cli.py train``: HC-MAPPO-L and its ablations. Parse, call the library, format."""
+
+from __future__ import annotations
+
 import click
-from profiler.errors import UserInputError
+import torch
+
+from optimizer.algos.ablations import ALGORITHMS
+from optimizer.algos.config import TrainConfig
+from optimizer.algos.runner import SYNTHETIC, train_run
+from optimizer.config import EnvConfig, apply_overrides, from_dict
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1)
-def train(args):
-    raise UserInputError("train is not built yet")
+def build_configs(overrides: tuple[str, ...], **flags) -> tuple[TrainConfig, EnvConfig]:
+    """``--set env.a.b=v`` goes to the EnvConfig, ``--set key=v`` to the TrainConfig; flags win."""
+    data = apply_overrides({}, overrides)
+    env_cfg = from_dict(EnvConfig, data.pop("env", {}), prefix="env.")
+    train = from_dict(TrainConfig, data)
+    for key, value in flags.items():
+        if value is not None:
+            setattr(train, key, value)
+    train.validate()
+    return train, env_cfg
+
+
+@click.command()
+@click.option("--algo", type=click.Choice(list(ALGORITHMS)), default="hc-mappo-l", show_default=True)
+@click.option("--profiles", default="data/profiles", show_default=True,
+              help="Folder of profile tables with leakage.")
+@click.option("--synthetic-profiles", is_flag=True,
+              help="Use the built-in SYNTHETIC tables instead of --profiles (not measurements).")
+@click.option("--iterations", type=int, default=None, help="Training iterations [1000].")
+@click.option("--num-envs", type=int, default=None, help="Batched env copies = episodes per iteration [1].")
+@click.option("--seed", type=int, default=None, help="Seed of networks, sampling and episodes [0].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="torch CPU threads (more is often slower for these small tensors on a busy machine).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a TrainConfig field (lr=1e-3) or an env field (env.num_users=20).")
+@click.option("--out", default=None, help="Run directory [runs/ALGO-sSEED].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out (only --iterations may change).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(algo, profiles, synthetic_profiles, iterations, num_envs, seed, device, threads, overrides, out,
+          resume, quiet):
+    """Train the three policy layers (deployment, users, allocation) under the delay limit τ̄."""
+    torch.set_num_threads(threads)
+    cfg, env_cfg = build_configs(overrides, algo=algo, iterations=iterations, num_envs=num_envs,
+                                 seed=seed, device=device)
+    source = SYNTHETIC if synthetic_profiles else profiles
+    out = out or f"runs/{cfg.algo}-s{cfg.seed}"
+    result = train_run(cfg, env_cfg, source, out, resume=resume, progress=not quiet)
+    if not result.history:
+        click.echo(f"{out}: nothing to do (already at {result.iterations} iterations)")
+        return
+    last, tau_bar = result.history[-1], result.delay_limit_s
+    verdict = "meets" if last["delay_s"] <= tau_bar else "VIOLATES"
+    click.echo(f"{result.algo}: iteration {result.iterations}, delay {last['delay_s']:.3f} s ({verdict} "
+               f"τ̄ = {tau_bar:g} s), user cost {last['user_cost']:.3f}, energy {last['energy_j']:.3f} J, "
+               f"privacy {last['privacy_cost']:.3f}, success {last['success_rate']:.3f}, "
+               f"λ {last['lambda']:.3f}")
+    if result.interrupted:
+        click.echo(f"interrupted: checkpoint at iteration {result.iterations}; "
+                   f"continue with --resume --out {out}")
+    click.echo(f"run directory: {result.run_dir}")

@@ -1,0 +1,207 @@
+"""Training benchmark: throughput, and end-of-training metrics of every algorithm over several seeds.
+
+    python benchmarks/bench_train.py --iterations 20 --seeds 0,1,2 [--synthetic-profiles] \
+        [--algos hc-mappo-l,h-mappo,...] [--num-envs 1] [--eval-episodes 10] [--out results/train]
+
+For each (algorithm, seed): train with ``optimizer.algos.runner.train_run`` (run directory kept
+under OUT/runs), record env slots/s during rollouts and wall time per iteration (medians over the
+iterations), then evaluate the trained policies greedily on fresh evaluation seeds with
+``optimizer.evaluate.run_episodes``; the heuristic baselines (Random, Greedy, Lagrangian) run on the
+same evaluation seeds. Writes OUT/summary.json, OUT/summary.csv, OUT/convergence.png and prints a
+table. Every figure states the iterations actually run; nothing is extrapolated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from optimizer.algos.ablations import ALGORITHMS  # noqa: E402
+from optimizer.algos.config import TrainConfig  # noqa: E402
+from optimizer.algos.runner import SYNTHETIC, load_catalog, train_run  # noqa: E402
+from optimizer.config import EnvConfig  # noqa: E402
+from optimizer.env import EdgeEnv  # noqa: E402
+from optimizer.evaluate import METRICS, evaluate_baseline, run_episodes  # noqa: E402
+from optimizer.policies.adapters import load_policies  # noqa: E402
+
+EVAL_SEED = 777          # evaluation episodes: never used in training (training seeds start at 5e8)
+BASELINES = ("random", "greedy", "lagrangian")
+
+
+def _mean_ci(values: list[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=float)
+    if len(arr) < 2:
+        return float(arr.mean()), float("nan")
+    return float(arr.mean()), float(1.96 * arr.std(ddof=1) / np.sqrt(len(arr)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--algos", default=",".join(ALGORITHMS))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--num-envs", type=int, default=1)
+    parser.add_argument("--profiles", default="data/profiles")
+    parser.add_argument("--synthetic-profiles", action="store_true")
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default="results/train")
+    parser.add_argument("--throughput", default=None, metavar="B1,B2,...",
+                        help="only measure HC-MAPPO-L speed for these num_envs (3 iterations each)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.throughput:
+        throughput(args)
+        return
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    profiles = SYNTHETIC if args.synthetic_profiles else args.profiles
+    env_cfg = EnvConfig()
+    catalog = load_catalog(profiles, env_cfg)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    algos = args.algos.split(",")
+    rows, curves = [], {}
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    for algo in algos:
+        for seed in seeds:
+            cfg = TrainConfig(algo=algo, iterations=args.iterations, num_envs=args.num_envs, seed=seed,
+                              device=args.device, tensorboard=False)
+            run_dir = out / "runs" / f"{algo}-s{seed}"
+            result = train_run(cfg, env_cfg, profiles, run_dir, resume=(run_dir / "checkpoint.pt").exists(),
+                               progress=True)
+            history = result.history
+            curves.setdefault(algo, []).append(history)
+            dep, usr, alloc, _ = load_policies(run_dir, device=args.device)
+            env = EdgeEnv(env_cfg, catalog, num_envs=min(args.eval_episodes, 5), device=args.device, seed=0)
+            evaluation = run_episodes(env, dep, usr, alloc, args.eval_episodes, seed=EVAL_SEED + seed)
+            row = {"policy": algo, "seed": seed, "iterations": result.iterations,
+                   "env_slots_per_s": statistics.median(h["env_slots_per_s"] for h in history),
+                   "iteration_s": statistics.median(h["iteration_s"] for h in history),
+                   "final_lambda": history[-1]["lambda"]}
+            row.update({m: float(evaluation.samples[m].mean()) for m in METRICS})
+            row.update({f"train_{m}": history[-1][m] for m in METRICS})
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            _write(out, rows, algos, seeds, curves, meta_of(args, profiles, seeds, started), env_cfg)
+    for name in BASELINES:
+        for seed in seeds:
+            env = EdgeEnv(env_cfg, catalog, num_envs=min(args.eval_episodes, 5), device=args.device, seed=0)
+            evaluation = evaluate_baseline(name, env, args.eval_episodes, seed=EVAL_SEED + seed)
+            row = {"policy": name, "seed": seed, "iterations": 0}
+            row.update({m: float(evaluation.samples[m].mean()) for m in METRICS})
+            row["final_lambda"] = evaluation.extra.get("lambda", float("nan"))
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+
+    _write(out, rows, algos, seeds, curves, meta_of(args, profiles, seeds, started), env_cfg)
+
+
+def throughput(args) -> None:
+    """Env slots/s during rollouts and wall time per iteration (medians of iterations 2–3; the first
+    includes warm-up) of HC-MAPPO-L at the default configuration, per num_envs."""
+    from optimizer.algos.hc_mappo_l import Trainer
+
+    profiles = SYNTHETIC if args.synthetic_profiles else args.profiles
+    env_cfg = EnvConfig()
+    catalog = load_catalog(profiles, env_cfg)
+    results = []
+    for num_envs in (int(b) for b in args.throughput.split(",")):
+        trainer = Trainer(TrainConfig(num_envs=num_envs, device=args.device, tensorboard=False),
+                          env_cfg, catalog)
+        stats = [trainer.train_iteration() for _ in range(3)][1:]
+        row = {"num_envs": num_envs, "slots_per_iteration": num_envs * env_cfg.slots_per_episode}
+        for key in ("env_slots_per_s", "rollout_s", "update_s", "iteration_s"):
+            row[key] = statistics.median(s[key] for s in stats)
+        results.append(row)
+        print(json.dumps(row), flush=True)
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv), "profiles": profiles,
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {args.device}"}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "throughput.json").write_text(json.dumps({"meta": meta, "rows": results}, indent=1))
+
+
+def meta_of(args, profiles: str, seeds: list[int], started: str) -> dict:
+    return {"started": started, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": " ".join(sys.argv), "profiles": profiles, "synthetic": profiles == SYNTHETIC,
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {args.device}",
+            "iterations": args.iterations, "num_envs": args.num_envs, "seeds": seeds,
+            "eval_episodes": args.eval_episodes, "eval_seed": EVAL_SEED, "env": "EnvConfig() defaults"}
+
+
+def _write(out: Path, rows: list[dict], algos: list[str], seeds: list[int], curves: dict, meta: dict,
+           env_cfg: EnvConfig) -> None:
+    """summary.json / summary.csv / convergence.png from the rows so far (rewritten after every run)."""
+    summary = {}
+    for policy in algos + list(BASELINES):
+        mine = [r for r in rows if r["policy"] == policy]
+        if not mine:
+            continue
+        summary[policy] = {m: _mean_ci([r[m] for r in mine]) for m in METRICS}
+        summary[policy]["runs"] = len(mine)
+        if policy in ALGORITHMS:
+            summary[policy]["env_slots_per_s"] = _mean_ci([r["env_slots_per_s"] for r in mine])
+            summary[policy]["iteration_s"] = _mean_ci([r["iteration_s"] for r in mine])
+    (out / "summary.json").write_text(json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=1))
+    with open(out / "summary.csv", "w", newline="") as fh:
+        keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "policy", k != "seed", k))
+        writer = csv.DictWriter(fh, keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    if curves:
+        _plot(curves, out / "convergence.png", env_cfg.cost.delay_limit_s, meta)
+    print(_table(summary, env_cfg.cost.delay_limit_s), flush=True)
+
+
+def _table(summary: dict, limit: float) -> str:
+    head = "| policy | delay (s) | energy (J) | privacy | success | user cost | delay ≤ τ̄ |"
+    lines = [head, "|" + "---|" * 7]
+    for name, s in summary.items():
+        cells = [f"{s[m][0]:.3g} ± {s[m][1]:.2g}" for m in ("delay_s", "energy_j", "privacy_cost",
+                                                            "success_rate", "user_cost")]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {'yes' if s['delay_s'][0] <= limit else 'no'} |")
+    return "\n".join(lines)
+
+
+def _plot(curves: dict, path: Path, limit: float, meta: dict) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = (("delay_s", "mean delay (s)"), ("user_cost", "user cost (eq. 12)"), ("energy_j", "energy (J)"),
+              ("privacy_cost", "privacy cost"), ("success_rate", "success rate"), ("lambda", "λ"))
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7))
+    for ax, (key, label) in zip(axes.flat, panels):
+        for algo, histories in curves.items():
+            n = min(len(h) for h in histories)
+            values = np.array([[row[key] for row in h[:n]] for h in histories])
+            x = np.arange(1, n + 1)
+            ax.plot(x, values.mean(0), label=algo)
+            ax.fill_between(x, values.min(0), values.max(0), alpha=0.15)
+        if key == "delay_s":
+            ax.axhline(limit, color="red", linestyle="--", label="τ̄")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("iteration (200 slots × num_envs)")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"training rollouts (stochastic policies), mean and range over seeds {meta['seeds']}; "
+                 f"profiles: {meta['profiles']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

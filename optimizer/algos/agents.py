@@ -1,0 +1,112 @@
+"""The networks (and, for Heuristic-MAPPO-L, the heuristic layers) of one algorithm, with their
+value normalisers, built from the env's dimensions and a :class:`TrainConfig`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from optimizer.algos.ablations import AlgoSpec, heuristic_allocation, heuristic_deployment
+from optimizer.algos.config import TrainConfig
+from optimizer.algos.normalisers import RunningMeanStd
+from optimizer.policies.allocation import AllocationActor, AllocationCritic
+from optimizer.policies.deployment import DeploymentActorCritic
+from optimizer.policies.user import UserActor, UserCritics
+
+
+@dataclass(frozen=True)
+class EnvDims:
+    """What the networks need to know about the environment."""
+
+    num_servers: int       # J
+    num_users: int         # K
+    num_services: int      # I
+    num_splits: int        # Z
+    local_dim: int         # d_loc of eq. 16 (+ channel features)
+    global_dim: int        # 2K + J·I of eq. 17
+    max_input_size: int    # highest D^in
+    shared_cols: tuple[int, int] | None   # columns of the local obs equal for all users (vec(X))
+
+    @classmethod
+    def from_env(cls, env) -> "EnvDims":
+        """Read the sizes off a fresh observation; vec(X) sits after one-hot(i) and one-hot(D^in)
+        in the env's documented layout of eq. 16 — checked here against the env's deployment."""
+        B, J, K, I, Z = env.dims
+        low, high = env.cfg.input_batch
+        uo = env.user_observation()
+        start = I + (high - low + 1)
+        cols = (start, start + J * I)
+        vec_x = env.deployment.reshape(B, 1, J * I).float().expand(B, K, J * I)
+        if uo.local.shape[-1] < cols[1] or not torch.equal(uo.local[..., cols[0]:cols[1]], vec_x):
+            cols = None                                   # layout differs: plain linear layers
+        return cls(J, K, I, Z, uo.local.shape[-1], uo.glob.shape[-1], high, cols)
+
+
+@dataclass
+class Agents:
+    """Networks of every learned layer; ``None`` where a heuristic plays that layer."""
+
+    user_actor: UserActor
+    user_critics: UserCritics
+    deployment: DeploymentActorCritic | None
+    alloc_actor: AllocationActor | None
+    alloc_critic: AllocationCritic | None
+    heuristic_deployment: Any = None
+    heuristic_allocation: Any = None
+
+    def modules(self) -> dict[str, nn.Module]:
+        named = {"user_actor": self.user_actor, "user_critics": self.user_critics,
+                 "deployment": self.deployment, "alloc_actor": self.alloc_actor,
+                 "alloc_critic": self.alloc_critic}
+        return {k: v for k, v in named.items() if v is not None}
+
+
+def build_agents(spec: AlgoSpec, cfg: TrainConfig, dims: EnvDims, device: torch.device) -> Agents:
+    """Same sizes for every algorithm; only the critics' inputs and the learned layers differ."""
+    central = spec.centralised_critics
+    agents = Agents(
+        user_actor=UserActor(dims.local_dim, dims.num_servers, dims.num_splits, cfg.hidden_user,
+                             dims.shared_cols),
+        user_critics=UserCritics(dims.local_dim, dims.global_dim, cfg.hidden_user, central,
+                                 dims.shared_cols),
+        deployment=(DeploymentActorCritic(dims.num_services, dims.num_servers, cfg.hidden_deployment,
+                                          cfg.deployment_stop_action, centralised=central)
+                    if spec.learned_deployment else None),
+        alloc_actor=(AllocationActor(dims.num_services, dims.max_input_size, dims.num_splits,
+                                     cfg.hidden_allocation, cfg.embedding_dim,
+                                     cfg.allocation_init_concentration)
+                     if spec.learned_allocation else None),
+        alloc_critic=(AllocationCritic(dims.num_services, dims.max_input_size, dims.num_splits,
+                                       cfg.hidden_allocation, cfg.embedding_dim, centralised=central)
+                      if spec.learned_allocation else None),
+        heuristic_deployment=None if spec.learned_deployment else heuristic_deployment(),
+        heuristic_allocation=None if spec.learned_allocation else heuristic_allocation(),
+    )
+    for module in agents.modules().values():
+        module.to(device)
+    return agents
+
+
+@dataclass
+class ValueNormalisers:
+    """One running normaliser per critic target: user reward, user delay cost, deployment, allocation."""
+
+    user_reward: RunningMeanStd
+    user_cost: RunningMeanStd
+    deployment: RunningMeanStd
+    allocation: RunningMeanStd
+
+    @classmethod
+    def create(cls, device: torch.device) -> "ValueNormalisers":
+        return cls(*(RunningMeanStd(clip=float("inf"), device=device) for _ in range(4)))
+
+    def state_dict(self) -> dict:
+        return {k: getattr(self, k).state_dict() for k in ("user_reward", "user_cost", "deployment",
+                                                           "allocation")}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            getattr(self, key).load_state_dict(value)

@@ -1,0 +1,52 @@
+"""Checkpoints of a run directory: one file holding everything needed to resume or evaluate.
+
+``runs/NAME/checkpoint.pt`` = {format, train_config, env_config, profiles, trainer state (networks,
+optimisers, λ, value normalisers, RNG states, iteration), history of per-iteration metrics}.
+Written atomically (temporary file + rename), so an interrupted write never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from profiler.errors import UserInputError
+
+CHECKPOINT_NAME = "checkpoint.pt"
+FORMAT = 1
+
+
+def save(run_dir: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Atomically write ``payload`` to ``run_dir/checkpoint.pt``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    target = run_dir / CHECKPOINT_NAME
+    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".checkpoint-", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save({"format": FORMAT, **payload}, tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def load(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read ``run_dir/checkpoint.pt`` (or a checkpoint file given directly)."""
+    path = Path(run_dir)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise UserInputError(f"{path}: no checkpoint here (train with --out first)")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:     # a truncated or foreign file
+        raise UserInputError(f"{path}: not a readable checkpoint ({exc.__class__.__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise UserInputError(f"{path}: not a splitpriv training checkpoint (format {FORMAT})")
+    return payload

@@ -1,0 +1,94 @@
+"""Trained networks as the environment's policy protocols, for ``evaluate`` and the benchmarks.
+
+    dep, usr, alloc, env_cfg = load_policies("runs/NAME")
+    env = EdgeEnv(env_cfg, catalog, num_envs=B, seed=s)
+    optimizer.evaluate.run_episodes(env, dep, usr, alloc, episodes, seed)
+
+By default the adapters act greedily (mode of each distribution: argmax server and split, greedy
+auto-regressive decoding, Dirichlet mean); ``deterministic=False`` samples as during training.
+Heuristic-MAPPO-L checkpoints return its heuristic deployment (LRU) and allocation (equal share).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from optimizer.policies.allocation import AllocationActor, user_tokens
+from optimizer.policies.deployment import DeploymentActorCritic, deployment_inputs
+from optimizer.policies.user import UserActor
+from profiler.errors import UserInputError
+
+
+def _check_width(what: str, got: int, expected: int) -> None:
+    if got != expected:
+        raise UserInputError(f"checkpoint: the {what} has size {got} here but {expected} in training; "
+                             "evaluate with the env config and profiles the policy was trained on")
+
+
+class LearnedDeployment:
+    """DeploymentPolicy: auto-regressive GRU decoding per server (C7 holds by construction)."""
+
+    def __init__(self, net: DeploymentActorCritic, deterministic: bool = True) -> None:
+        self.net, self.deterministic = net.eval(), deterministic
+
+    @torch.no_grad()
+    def deploy(self, env, obs) -> torch.Tensor:
+        B, J, _, I, _ = env.dims
+        _check_width("service count I", I, self.net.num_services)
+        demand, prev = deployment_inputs(obs, I)
+        sample = self.net.act(demand.reshape(B * J, -1), prev.reshape(B * J, -1),
+                              obs.storage_bytes.reshape(B * J), obs.model_bytes, self.deterministic)
+        return sample.deployment.view(B, J, I)
+
+
+class LearnedUser:
+    """UserPolicy: server and split from the MAPPO actor under the env's masks."""
+
+    def __init__(self, actor: UserActor, local_dim: int, deterministic: bool = True) -> None:
+        self.actor, self.local_dim, self.deterministic = actor.eval(), local_dim, deterministic
+
+    @torch.no_grad()
+    def act(self, env, obs) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_width("user observation", obs.local.shape[-1], self.local_dim)
+        server, split, _ = self.actor.act(obs.local, obs.server_mask, obs.split_mask, self.deterministic)
+        return server, split
+
+
+class LearnedAllocation:
+    """AllocationPolicy: attention shares (compute, bandwidth) over each server's users."""
+
+    def __init__(self, actor: AllocationActor, deterministic: bool = True) -> None:
+        self.actor, self.deterministic = actor.eval(), deterministic
+
+    @torch.no_grad()
+    def allocate(self, env, obs) -> tuple[torch.Tensor, torch.Tensor]:
+        _, _, _, I, Z = env.dims
+        tokens = user_tokens(obs.tokens, I, env.cfg.input_batch[1], Z)
+        shares, _ = self.actor.act(tokens, obs.assoc_mask, self.deterministic)
+        return shares[..., 0], shares[..., 1]
+
+
+def load_policies(checkpoint_dir: str | os.PathLike, device: str | torch.device = "cpu",
+                  deterministic: bool = True) -> tuple[Any, Any, Any, Any]:
+    """(deployment, user, allocation, env_config) of a trained run directory or checkpoint file."""
+    from optimizer.algos import checkpoint
+    from optimizer.algos.ablations import get_spec
+    from optimizer.algos.agents import EnvDims, build_agents
+    from optimizer.algos.config import TrainConfig
+    from optimizer.config import EnvConfig, from_dict
+
+    saved = checkpoint.load(checkpoint_dir, map_location=device)
+    cfg = TrainConfig(**saved["train_config"])
+    dims = EnvDims(**saved["dims"])
+    agents = build_agents(get_spec(cfg.algo), cfg, dims, torch.device(device))
+    for key, module in agents.modules().items():
+        module.load_state_dict(saved["trainer"]["modules"][key])
+    env_cfg = from_dict(EnvConfig, saved["env_config"])
+    deployment = (LearnedDeployment(agents.deployment, deterministic) if agents.deployment is not None
+                  else agents.heuristic_deployment)
+    allocation = (LearnedAllocation(agents.alloc_actor, deterministic) if agents.alloc_actor is not None
+                  else agents.heuristic_allocation)
+    return deployment, LearnedUser(agents.user_actor, dims.local_dim, deterministic), allocation, env_cfg

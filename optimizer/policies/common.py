@@ -1,0 +1,87 @@
+"""Small building blocks shared by the policy networks: orthogonal init, Tanh MLPs, masked categoricals."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+# Large negative logit for masked-out choices: exp() underflows to exactly 0 in float32, no NaN.
+MASKED_LOGIT = -1e9
+
+
+def orthogonal_init(layer: nn.Module, gain: float = math.sqrt(2.0)) -> nn.Module:
+    """Orthogonal weights and zero bias (the PPO implementation detail the paper adopts, Sec. V-A)."""
+    if isinstance(layer, nn.Linear):
+        nn.init.orthogonal_(layer.weight, gain)
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+    return layer
+
+
+def mlp(in_dim: int, hidden: int, out_dim: int, layers: int = 2, out_gain: float = 1.0) -> nn.Sequential:
+    """``layers`` Tanh hidden layers of width ``hidden`` then a linear head, orthogonally initialised."""
+    blocks: list[nn.Module] = []
+    width = in_dim
+    for _ in range(layers):
+        blocks += [orthogonal_init(nn.Linear(width, hidden)), nn.Tanh()]
+        width = hidden
+    blocks.append(orthogonal_init(nn.Linear(width, out_dim), out_gain))
+    return nn.Sequential(*blocks)
+
+
+def masked_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Logits with invalid entries pushed to ``MASKED_LOGIT``; rows with no valid entry stay finite.
+
+    A row whose mask is all False (e.g. a deployment step after the sequence ended) would give a
+    NaN softmax; such rows are left unmasked here and the caller zeroes their log-prob and entropy.
+    """
+    any_valid = mask.any(dim=-1, keepdim=True)
+    keep = mask | ~any_valid
+    return logits.masked_fill(~keep, MASKED_LOGIT)
+
+
+def categorical_logp_entropy(logits: torch.Tensor, mask: torch.Tensor,
+                             action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-prob of ``action`` and entropy of the categorical over the valid entries of ``mask``."""
+    logp_all = torch.log_softmax(masked_logits(logits, mask), dim=-1)
+    logp = logp_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+    probs = logp_all.exp()
+    entropy = -(probs * logp_all.masked_fill(probs == 0, 0.0)).sum(-1)
+    return logp, entropy
+
+
+def sample_categorical(logits: torch.Tensor, mask: torch.Tensor, deterministic: bool) -> torch.Tensor:
+    """Sample (or take the mode of) the masked categorical; the result is always a valid entry."""
+    masked = masked_logits(logits, mask)
+    if deterministic:
+        return masked.argmax(dim=-1)
+    flat = masked.reshape(-1, masked.shape[-1])
+    return torch.multinomial(torch.softmax(flat, dim=-1), 1).reshape(masked.shape[:-1])
+
+
+class SlotSharedLinear(nn.Module):
+    """A linear layer over per-user features (..., K, d) in which the columns ``shared`` = [a, b)
+    hold the same values for every user of a slot (vec(X) in eq. 16): their product is computed
+    once per slot and broadcast. Same function and weights as ``nn.Linear(d, out)``, K× less work
+    on those columns."""
+
+    def __init__(self, in_dim: int, out_dim: int, shared: tuple[int, int] | None = None) -> None:
+        super().__init__()
+        self.linear = orthogonal_init(nn.Linear(in_dim, out_dim))
+        self.shared = shared
+        if shared is not None:
+            a, b = shared
+            keep = torch.cat([torch.arange(0, a), torch.arange(b, in_dim)])
+            self.register_buffer("user_cols", keep, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shared is None:
+            return self.linear(x)
+        a, b = self.shared
+        weight = self.linear.weight
+        per_user = nn.functional.linear(x.index_select(-1, self.user_cols),
+                                        weight.index_select(1, self.user_cols), self.linear.bias)
+        per_slot = nn.functional.linear(x[..., 0, a:b], weight[:, a:b])
+        return per_user + per_slot.unsqueeze(-2)

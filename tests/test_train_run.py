@@ -1,0 +1,159 @@
+"""Training on the real EdgeEnv (tiny fixture catalog): PPO ratio 1 at the first epoch for all three
+layers, resume == uninterrupted run, Ctrl-C leaves a usable checkpoint, learned policies plug into
+the evaluation loop, and the CLI refuses bad input with one line."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from optimizer.algos.config import TrainConfig
+from optimizer.algos.hc_mappo_l import Trainer
+from optimizer.algos.rollout import collect
+from optimizer.algos.runner import load_catalog, train_run
+from optimizer.config import EnvConfig
+from optimizer.env import EdgeEnv
+from optimizer.evaluate import run_episodes
+from optimizer.policies.adapters import load_policies
+
+FIXTURES = str(Path(__file__).parent / "fixtures" / "profiles")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small tensors: two torch threads on a busy 2-core machine made these runs several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+SMALL = dict(hidden_user=16, hidden_deployment=16, hidden_allocation=16, embedding_dim=4, ppo_epochs=2,
+             num_minibatches=2, tensorboard=False)
+
+
+def _env_cfg(**kw) -> EnvConfig:
+    base = dict(num_servers=2, num_users=4, services_per_model=2, slots_per_episode=6, delta_t=2)
+    return EnvConfig(**{**base, **kw})
+
+
+def _trainer(algo="hc-mappo-l", **kw) -> Trainer:
+    env_cfg = _env_cfg(capacity=kw.pop("capacity")) if "capacity" in kw else _env_cfg()
+    cfg = TrainConfig(algo=algo, num_envs=2, seed=3, **{**SMALL, **kw})
+    return Trainer(cfg, env_cfg, load_catalog(FIXTURES, env_cfg))
+
+
+def test_first_epoch_ratio_is_one_for_all_three_layers():
+    trainer = _trainer(deployment_stop_action=True)
+    rollout = collect(trainer.env, trainer.agents, trainer.norms, seed=11)
+    a = trainer.agents
+    u = rollout.user
+    logp, _ = a.user_actor.evaluate(u.local, u.server_mask, u.split_mask, u.server, u.split)
+    assert (logp - u.logp).abs().max() < 1e-5
+    al = rollout.alloc
+    logp, _ = a.alloc_actor.evaluate(al.tokens, al.assoc, al.shares)
+    assert (logp - al.logp).abs().max() < 1e-5
+    d = rollout.dep
+    D, B, J = d.logp.shape
+    flat = lambda x: x.reshape(D * B * J, *x.shape[3:])
+    prev = d.prev_deployment.unsqueeze(2).expand(D, B, J, -1).reshape(D * B * J, -1)
+    logp, _, _ = a.deployment.evaluate(flat(d.demand), prev, flat(d.storage), trainer.env.catalog.model_bytes,
+                                       flat(d.actions), flat(d.step_masks), flat(d.active))
+    assert (logp - flat(d.logp)).abs().max() < 1e-5
+    assert d.active.any()                      # the deployment layer really decided something
+    # and the trainer's own first minibatch agrees
+    stats = trainer.train_iteration()
+    for layer in ("user", "alloc", "dep"):
+        assert stats[f"{layer}_first_ratio_dev"] < 1e-5
+
+
+def test_rollout_actions_are_valid_and_deployments_fit():
+    trainer = _trainer()
+    rollout = collect(trainer.env, trainer.agents, trainer.norms, seed=5)
+    u = rollout.user
+    assert u.server_mask.gather(-1, u.server.unsqueeze(-1)).all()
+    assert u.split_mask.gather(-1, u.split.unsqueeze(-1)).all()
+    assert torch.isfinite(rollout.alloc.logp).all() and torch.isfinite(rollout.dep.logp).all()
+
+
+def _comparable(rows):
+    skip = {"rollout_s", "update_s", "iteration_s", "env_slots_per_s", "wall_s"}
+    return [{k: v for k, v in row.items() if k not in skip} for row in rows]
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """Four uninterrupted iterations: the reference for both resume tests."""
+    return train_run(TrainConfig(iterations=4, num_envs=2, seed=1, **SMALL), _env_cfg(), FIXTURES,
+                     tmp_path_factory.mktemp("full") / "run", progress=False)
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path, full_run):
+    env_cfg = _env_cfg()
+    train_run(TrainConfig(iterations=2, num_envs=2, seed=1, **SMALL), env_cfg, FIXTURES,
+              tmp_path / "half", progress=False)
+    resumed = train_run(TrainConfig(iterations=4, **SMALL), env_cfg, FIXTURES, tmp_path / "half",
+                        resume=True, progress=False)
+    assert resumed.iterations == 4
+    assert _comparable(resumed.history) == _comparable(full_run.history)
+    a = torch.load(full_run.run_dir / "checkpoint.pt", weights_only=False)["trainer"]
+    b = torch.load(tmp_path / "half" / "checkpoint.pt", weights_only=False)["trainer"]
+    for module in a["modules"]:
+        for key in a["modules"][module]:
+            assert torch.equal(a["modules"][module][key], b["modules"][module][key]), (module, key)
+    assert a["lagrange"] == b["lagrange"]
+    lines = (tmp_path / "half" / "metrics.csv").read_text().strip().splitlines()
+    assert len(lines) == 5                                             # header + 4 iterations
+    assert (tmp_path / "half" / "curves.png").stat().st_size > 0
+
+
+def test_ctrl_c_finishes_the_iteration_and_leaves_a_usable_checkpoint(tmp_path, full_run):
+    env_cfg = _env_cfg()
+    cfg = dict(num_envs=2, seed=1, checkpoint_every=100, **SMALL)
+
+    def press_ctrl_c(row):
+        if row["iteration"] == 1:
+            signal.raise_signal(signal.SIGINT)
+
+    stopped = train_run(TrainConfig(iterations=4, **cfg), env_cfg, FIXTURES, tmp_path / "run",
+                        progress=False, on_iteration=press_ctrl_c)
+    assert stopped.interrupted and stopped.iterations == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    resumed = train_run(TrainConfig(iterations=4, **cfg), env_cfg, FIXTURES, tmp_path / "run",
+                        resume=True, progress=False)
+    assert _comparable(resumed.history) == _comparable(full_run.history)
+
+
+@pytest.mark.parametrize("algo", ["hc-mappo-l", "heuristic-mappo-l"])
+def test_trained_policies_plug_into_evaluation(tmp_path, algo):
+    env_cfg = _env_cfg()
+    train_run(TrainConfig(algo=algo, iterations=1, num_envs=2, **SMALL), env_cfg, FIXTURES, tmp_path / algo,
+              progress=False)
+    dep, usr, alloc, cfg = load_policies(tmp_path / algo)
+    assert cfg == env_cfg
+    env = EdgeEnv(cfg, load_catalog(FIXTURES, cfg), num_envs=2, seed=0)
+    result = run_episodes(env, dep, usr, alloc, episodes=2, seed=7)
+    assert 0.0 <= result.samples["success_rate"].min() and result.samples["delay_s"].max() <= 30.0
+    if algo == "heuristic-mappo-l":
+        assert type(dep).__name__ == "LRUDeployment" and type(alloc).__name__ == "EqualShare"
+
+
+def test_cli_refuses_bad_input_with_one_line(tmp_path):
+    from cli import main
+
+    runner = CliRunner()
+    args = ["train", "--profiles", FIXTURES, "--iterations", "1", "--quiet", "--out", str(tmp_path / "r"),
+            "--set", "env.num_users=3", "--set", "env.slots_per_episode=4", "--set", "hidden_user=8",
+            "--set", "tensorboard=false"]
+    bad = runner.invoke(main, args + ["--set", "learning_rate=0.1"])
+    assert bad.exit_code == 2 and "learning_rate" in bad.output and "Traceback" not in bad.output
+    ok = runner.invoke(main, args)
+    assert ok.exit_code == 0, ok.output
+    assert "run directory" in ok.output
+    again = runner.invoke(main, args)
+    assert again.exit_code == 2 and "--resume" in again.output
+    missing = runner.invoke(main, ["train", "--profiles", str(tmp_path / "nope"), "--quiet"])
+    assert missing.exit_code == 2 and "nope" in missing.output
