@@ -127,14 +127,15 @@ class RewardConfig:
 
     - ``tau_fail_s`` (τ_fail, eq. 5) = 10·τ̄: "prohibitively large" against the 3 s limit.
     - ``mu3`` weighs the delay excess [τ_k − τ̄]_+ in seconds against cost units (eq. 25).
-    - ``reward_fail`` (R^fail) is below the served reward of every edge-only choice and of most
-      local choices at default scales (served costs are ≈ 10–100 per user).
+    - ``reward_fail`` (R^fail) = −300 lies below −μ3·(τ_fail − τ̄) = −270, so a served request, however
+      slow, never earns less for its delay than timing out would (checked in ``EnvConfig``); only
+      extreme energy or privacy costs (served costs are ≈ 10–100 per user) can fall below it.
     - ``mu_hit`` per hit and ``mu_mig`` per second of cloud-to-edge download (eq. 24): a ΔT period
       has ≈ K·ΔT/J = 50 requests per server and fetching a VGG-19 takes ≈ 13 s at 350 Mbit/s.
     """
     tau_fail_s: float = 30.0
     mu3: float = 10.0
-    reward_fail: float = -200.0
+    reward_fail: float = -300.0
     mu_hit: float = 1.0
     mu_mig: float = 1.0
 
@@ -182,6 +183,12 @@ class EnvConfig:
         if low < 1 or high < low:
             raise UserInputError(f"config env.input_batch: must be [low, high] with 1 <= low <= high, "
                                  f"got {list(self.input_batch)!r}")
+        worst_delay_penalty = self.reward.mu3 * max(self.reward.tau_fail_s - self.cost.delay_limit_s, 0.0)
+        if self.reward.reward_fail > -worst_delay_penalty:
+            raise UserInputError(
+                f"config env.reward.reward_fail: must be <= -mu3 * (tau_fail_s - delay_limit_s) = "
+                f"{-worst_delay_penalty:g}, got {self.reward.reward_fail!r} (else timing out pays better "
+                "than a slow success)")
 
 
 @dataclass

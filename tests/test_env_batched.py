@@ -152,3 +152,20 @@ def test_misuse_is_refused():
         env.step(torch.zeros(1, 3, dtype=torch.long), torch.full((1, 3), 2), share, share)
     with pytest.raises(ValueError, match="server"):
         env.step(torch.full((1, 3), 2), torch.zeros(1, 3, dtype=torch.long), share, share)
+
+
+def test_truncation_shows_the_next_slot_for_bootstrapping():
+    # The critics bootstrap from o_T: after the last slot of an 8-slot episode the env must show the
+    # requests and channel that slot 8 of a longer episode draws (same seed), not slot 7's again.
+    def env(slots):
+        cfg = EnvConfig(num_servers=3, num_users=6, services_per_model=1, slots_per_episode=slots, delta_t=3)
+        return EdgeEnv(cfg, ServiceCatalog.from_profiles(synthetic_zoo(), 1), num_envs=1, seed=[5])
+
+    short, longer = env(8), env(12)
+    _rollout(short, 8, [5])
+    seen_by_longer = [slot[3] for slot in _rollout(longer, 8, [5])]   # observations after each step
+    assert bool(short.truncated_flag)
+    assert torch.equal(short.request_service, longer.request_service)
+    assert torch.equal(short.channel_gain, longer.channel_gain)
+    assert torch.equal(short.user_observation().local, seen_by_longer[-1])        # o_8
+    assert not torch.equal(short.user_observation().local, seen_by_longer[-2])    # not o_7 again

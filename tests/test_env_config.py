@@ -85,3 +85,10 @@ def test_binary_config_file_and_a_value_used_as_section(tmp_path):
     (tmp_path / "flat.toml").write_text("env = 3\n")  # the file, not the --set, is at fault: say which key
     with pytest.raises(UserInputError, match="config env: is a value \\(3\\), not a section"):
         build_config(EvaluateConfig, tmp_path / "flat.toml", ["env.num_users=4"])
+
+
+def test_a_failure_may_never_pay_better_than_a_slow_success():
+    # R^fail must lie below -μ3 (τ_fail − τ̄) = -10 · (30 − 3) = -270, else timing out beats a 25 s success.
+    with pytest.raises(UserInputError, match=r"reward_fail: must be <= -mu3 \* \(tau_fail_s - delay_limit_s\) = -270"):
+        from_dict(EnvConfig, {"reward": {"reward_fail": -200.0}})
+    assert from_dict(EnvConfig, {"reward": {"reward_fail": -270.0}}).reward.reward_fail == -270.0

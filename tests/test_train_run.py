@@ -136,7 +136,9 @@ def test_trained_policies_plug_into_evaluation(tmp_path, algo):
     assert cfg == env_cfg
     env = EdgeEnv(cfg, load_catalog(FIXTURES, cfg), num_envs=2, seed=0)
     result = run_episodes(env, dep, usr, alloc, episodes=2, seed=7)
-    assert 0.0 <= result.samples["success_rate"].min() and result.samples["delay_s"].max() <= 30.0
+    # two copy-episodes were evaluated, each with a real (positive, finite) mean delay
+    assert len(result.samples["delay_s"]) == 2
+    assert all(0.0 < d < float("inf") for d in result.samples["delay_s"])
     if algo == "heuristic-mappo-l":
         assert type(dep).__name__ == "LRUDeployment" and type(alloc).__name__ == "EqualShare"
 

@@ -246,5 +246,6 @@ class _Log:
 
     def summary(self) -> dict[str, float]:
         out = {f"{self.prefix}_{k}": v / max(self.count, 1) for k, v in self.sums.items()}
-        out[f"{self.prefix}_first_ratio_dev"] = self.first_ratio_dev or 0.0
+        out[f"{self.prefix}_first_ratio_dev"] = (float("nan") if self.first_ratio_dev is None
+                                                  else self.first_ratio_dev)  # NaN: no minibatch ran
         return out

@@ -270,8 +270,9 @@ class EdgeEnv:
         self.t += 1
         if self.t == cfg.slots_per_episode:
             self.truncated_flag = True
-        else:
-            self._draw_slot()
+        # Draw slot t's requests and channel even at truncation: the critic bootstraps from V(o_T),
+        # not from the last slot's observation (the counter-based RNG keeps every other draw as is).
+        self._draw_slot()
         return result
 
     def _outcome(self, server: torch.Tensor, split: torch.Tensor, f_share: torch.Tensor,

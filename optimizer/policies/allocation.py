@@ -5,7 +5,7 @@ u_k = MLP([e_k^mod; e_k^inp; e_k^spl]) (eq. 18 features, embedded). The server c
 MLP([mean of its users' u_k, |U_j| / K]); per branch b ∈ {comp, band} a query q_j^b = W^b g_j and
 keys κ_k^b = MLP_key^b(u_k) give scores q·κ/√d_h and attention weights w^b = softmax over U_j only.
 
-Exploration and a proper log-prob for PPO come from a Dirichlet whose mean is the attention weights:
+Exploration and a proper log-prob for PPO come from a Dirichlet whose mean is close to the attention weights:
 α_k^b = w_k^b · |U_j| · c^b + α_min, with a learned concentration c^b per branch. The action is the
 pair of share vectors (w^comp, w^band) on the simplex of the associated users (C5, C6 hold with
 equality); shares of other users are 0. log π = log Dir(w^comp) + log Dir(w^band), computed only over
