@@ -1,14 +1,17 @@
 """Training benchmark: throughput, and end-of-training metrics of every algorithm over several seeds.
 
     python benchmarks/bench_train.py --iterations 20 --seeds 0,1,2 [--synthetic-profiles] \
-        [--algos hc-mappo-l,h-mappo,...] [--num-envs 1] [--eval-episodes 10] [--out results/train]
+        [--algos hc-mappo-l,h-mappo,...] [--runs hc-mappo-l:0,h-mappo:1] [--no-baselines] \
+        [--num-envs 1] [--eval-episodes 10] [--out results/train]
 
 For each (algorithm, seed): train with ``optimizer.algos.runner.train_run`` (run directory kept
-under OUT/runs), record env slots/s during rollouts and wall time per iteration (medians over the
-iterations), then evaluate the trained policies greedily on fresh evaluation seeds with
-``optimizer.evaluate.run_episodes``; the heuristic baselines (Random, Greedy, Lagrangian) run on the
-same evaluation seeds. Writes OUT/summary.json, OUT/summary.csv, OUT/convergence.png and prints a
-table. Every figure states the iterations actually run; nothing is extrapolated.
+under OUT/runs, resumed if it holds a checkpoint), record env slots/s during rollouts and wall time
+per iteration (medians over the iterations), then evaluate the trained policies greedily on fresh
+evaluation seeds with ``optimizer.evaluate.run_episodes``; the heuristic baselines (Random, Greedy,
+Lagrangian) run on the same evaluation seeds. Each result is one file OUT/rows/NAME-sSEED.json, and
+OUT/summary.json, OUT/summary.csv and OUT/convergence.png are rebuilt from all the rows there, so
+several processes (one per core, disjoint ``--runs``) can fill one OUT. Every figure states the
+iterations actually run; nothing is extrapolated.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--algos", default=",".join(ALGORITHMS))
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--runs", default=None, metavar="ALGO:SEED,...",
+                        help="train only these (algorithm, seed) pairs instead of --algos × --seeds")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the heuristic baselines")
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--num-envs", type=int, default=1)
     parser.add_argument("--profiles", default="data/profiles")
@@ -73,40 +79,43 @@ def main() -> None:
     catalog = load_catalog(profiles, env_cfg)
     seeds = [int(s) for s in args.seeds.split(",")]
     algos = args.algos.split(",")
-    rows, curves = [], {}
+    jobs = ([(a, int(sd)) for a, sd in (item.split(":") for item in args.runs.split(","))] if args.runs
+            else [(a, sd) for a in algos for sd in seeds])
     started = time.strftime("%Y-%m-%d %H:%M:%S")
-    for algo in algos:
-        for seed in seeds:
-            cfg = TrainConfig(algo=algo, iterations=args.iterations, num_envs=args.num_envs, seed=seed,
-                              device=args.device, tensorboard=False)
-            run_dir = out / "runs" / f"{algo}-s{seed}"
-            result = train_run(cfg, env_cfg, profiles, run_dir, resume=(run_dir / "checkpoint.pt").exists(),
-                               progress=True)
-            history = result.history
-            curves.setdefault(algo, []).append(history)
-            dep, usr, alloc, _ = load_policies(run_dir, device=args.device)
-            env = EdgeEnv(env_cfg, catalog, num_envs=min(args.eval_episodes, 5), device=args.device, seed=0)
-            evaluation = run_episodes(env, dep, usr, alloc, args.eval_episodes, seed=EVAL_SEED + seed)
-            row = {"policy": algo, "seed": seed, "iterations": result.iterations,
-                   "env_slots_per_s": statistics.median(h["env_slots_per_s"] for h in history),
-                   "iteration_s": statistics.median(h["iteration_s"] for h in history),
-                   "final_lambda": history[-1]["lambda"]}
-            row.update({m: float(evaluation.samples[m].mean()) for m in METRICS})
-            row.update({f"train_{m}": history[-1][m] for m in METRICS})
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-            _write(out, rows, algos, seeds, curves, meta_of(args, profiles, seeds, started), env_cfg)
-    for name in BASELINES:
+    rows_dir = out / "rows"
+    rows_dir.mkdir(exist_ok=True)
+    for algo, seed in jobs:
+        cfg = TrainConfig(algo=algo, iterations=args.iterations, num_envs=args.num_envs, seed=seed,
+                          device=args.device, tensorboard=False)
+        run_dir = out / "runs" / f"{algo}-s{seed}"
+        result = train_run(cfg, env_cfg, profiles, run_dir, resume=(run_dir / "checkpoint.pt").exists(),
+                           progress=True)
+        history = result.history
+        dep, usr, alloc, _ = load_policies(run_dir, device=args.device)
+        env = EdgeEnv(env_cfg, catalog, num_envs=min(args.eval_episodes, 5), device=args.device, seed=0)
+        evaluation = run_episodes(env, dep, usr, alloc, args.eval_episodes, seed=EVAL_SEED + seed)
+        row = {"policy": algo, "seed": seed, "iterations": result.iterations,
+               "env_slots_per_s": statistics.median(h["env_slots_per_s"] for h in history),
+               "iteration_s": statistics.median(h["iteration_s"] for h in history),
+               "final_lambda": history[-1]["lambda"]}
+        row.update({m: float(evaluation.samples[m].mean()) for m in METRICS})
+        row.update({f"train_{m}": history[-1][m] for m in METRICS})
+        _save_row(rows_dir, row)
+        _write(out, meta_of(args, profiles, seeds, started), env_cfg)
+    for name in () if args.no_baselines else BASELINES:
         for seed in seeds:
             env = EdgeEnv(env_cfg, catalog, num_envs=min(args.eval_episodes, 5), device=args.device, seed=0)
             evaluation = evaluate_baseline(name, env, args.eval_episodes, seed=EVAL_SEED + seed)
             row = {"policy": name, "seed": seed, "iterations": 0}
             row.update({m: float(evaluation.samples[m].mean()) for m in METRICS})
             row["final_lambda"] = evaluation.extra.get("lambda", float("nan"))
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            _save_row(rows_dir, row)
+    _write(out, meta_of(args, profiles, seeds, started), env_cfg)
 
-    _write(out, rows, algos, seeds, curves, meta_of(args, profiles, seeds, started), env_cfg)
+
+def _save_row(rows_dir: Path, row: dict) -> None:
+    (rows_dir / f"{row['policy']}-s{row['seed']}.json").write_text(json.dumps(row))
+    print(json.dumps(row), flush=True)
 
 
 def throughput(args) -> None:
@@ -142,17 +151,26 @@ def meta_of(args, profiles: str, seeds: list[int], started: str) -> dict:
             "eval_episodes": args.eval_episodes, "eval_seed": EVAL_SEED, "env": "EnvConfig() defaults"}
 
 
-def _write(out: Path, rows: list[dict], algos: list[str], seeds: list[int], curves: dict, meta: dict,
-           env_cfg: EnvConfig) -> None:
-    """summary.json / summary.csv / convergence.png from the rows so far (rewritten after every run)."""
+def _write(out: Path, meta: dict, env_cfg: EnvConfig) -> None:
+    """summary.json / summary.csv / convergence.png from every row and run under OUT so far."""
+    rows = [json.loads(p.read_text()) for p in sorted((out / "rows").glob("*.json"))]
+    order = list(ALGORITHMS) + list(BASELINES)
+    rows.sort(key=lambda r: (order.index(r["policy"]) if r["policy"] in order else len(order), r["seed"]))
+    curves: dict[str, list[list[dict]]] = {}
+    for row in rows:
+        metrics_csv = out / "runs" / f"{row['policy']}-s{row['seed']}" / "metrics.csv"
+        if row["policy"] in ALGORITHMS and metrics_csv.exists():
+            with open(metrics_csv, newline="") as fh:
+                history = [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(fh)]
+            curves.setdefault(row["policy"], []).append(history)
     summary = {}
-    for policy in algos + list(BASELINES):
+    for policy in dict.fromkeys(r["policy"] for r in rows):
         mine = [r for r in rows if r["policy"] == policy]
-        if not mine:
-            continue
         summary[policy] = {m: _mean_ci([r[m] for r in mine]) for m in METRICS}
         summary[policy]["runs"] = len(mine)
+        summary[policy]["seeds"] = [r["seed"] for r in mine]
         if policy in ALGORITHMS:
+            summary[policy]["iterations"] = sorted({r["iterations"] for r in mine})
             summary[policy]["env_slots_per_s"] = _mean_ci([r["env_slots_per_s"] for r in mine])
             summary[policy]["iteration_s"] = _mean_ci([r["iteration_s"] for r in mine])
     (out / "summary.json").write_text(json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=1))
@@ -167,13 +185,25 @@ def _write(out: Path, rows: list[dict], algos: list[str], seeds: list[int], curv
 
 
 def _table(summary: dict, limit: float) -> str:
-    head = "| policy | delay (s) | energy (J) | privacy | success | user cost | delay ≤ τ̄ |"
-    lines = [head, "|" + "---|" * 7]
+    head = "| policy | delay (s) | energy (J) | privacy | success | user cost | cost per served user | delay ≤ τ̄ |"
+    lines = [head, "|" + "---|" * 8]
     for name, s in summary.items():
         cells = [f"{s[m][0]:.3g} ± {s[m][1]:.2g}" for m in ("delay_s", "energy_j", "privacy_cost",
-                                                            "success_rate", "user_cost")]
+                                                            "success_rate", "user_cost",
+                                                            "served_user_cost")]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {'yes' if s['delay_s'][0] <= limit else 'no'} |")
     return "\n".join(lines)
+
+
+SMOOTH = 10   # iterations in the moving average of the convergence curves
+
+
+def _smooth(y: np.ndarray) -> np.ndarray:
+    """Trailing moving average (shorter windows at the start, so the curve keeps its length)."""
+    cumulative = np.nancumsum(y)
+    window = np.minimum(np.arange(1, len(y) + 1), SMOOTH)
+    shifted = np.concatenate([np.zeros(1), cumulative])[np.arange(1, len(y) + 1) - window]
+    return (cumulative - shifted) / window
 
 
 def _plot(curves: dict, path: Path, limit: float, meta: dict) -> None:
@@ -181,22 +211,25 @@ def _plot(curves: dict, path: Path, limit: float, meta: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = (("delay_s", "mean delay (s)"), ("user_cost", "user cost (eq. 12)"), ("energy_j", "energy (J)"),
-              ("privacy_cost", "privacy cost"), ("success_rate", "success rate"), ("lambda", "λ"))
-    fig, axes = plt.subplots(2, 3, figsize=(14, 7))
+    panels = (("delay_s", "mean delay (s)"), ("user_cost", "user cost (eq. 12), all users"),
+              ("served_user_cost", "user cost per served user"), ("success_rate", "success rate"),
+              ("energy_j", "energy (J)"), ("privacy_cost", "privacy cost"), ("lambda", "λ"))
+    fig, axes = plt.subplots(2, 4, figsize=(18, 7))
     for ax, (key, label) in zip(axes.flat, panels):
         for algo, histories in curves.items():
             n = min(len(h) for h in histories)
-            values = np.array([[row[key] for row in h[:n]] for h in histories])
+            values = np.array([[row.get(key, np.nan) for row in h[:n]] for h in histories])
             x = np.arange(1, n + 1)
-            ax.plot(x, values.mean(0), label=algo)
-            ax.fill_between(x, values.min(0), values.max(0), alpha=0.15)
+            ax.plot(x, _smooth(values.mean(0)), label=algo)
+            ax.fill_between(x, _smooth(values.min(0)), _smooth(values.max(0)), alpha=0.15)
         if key == "delay_s":
             ax.axhline(limit, color="red", linestyle="--", label="τ̄")
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("iteration (200 slots × num_envs)")
+    axes.flat[-1].axis("off")
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle(f"training rollouts (stochastic policies), mean and range over seeds {meta['seeds']}; "
+    fig.suptitle(f"training rollouts (stochastic policies), mean and range over seeds {meta['seeds']}, "
+                 f"moving average over {SMOOTH} iterations; "
                  f"profiles: {meta['profiles']}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -8,9 +8,10 @@ import click
 
 from inversion.attack import LOSSES
 from inversion.config import BUDGETS
-from inversion.run import PRECISIONS, LeakageRequest, RunSummary, parse_layers, run_leakage
+from inversion.run import LeakageRequest, RunSummary, parse_layers, run_leakage
 from profiler.errors import UserInputError
 from profiler.latency import DEVICES
+from profiler.precision import PRECISIONS
 from profiler.weights import NO_WEIGHTS
 
 

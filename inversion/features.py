@@ -8,12 +8,13 @@ one pass is run per group, each pass stopping at the group's deepest unit.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Iterator, Protocol, Sequence
 
 import torch
 from torch import nn
+
+from profiler.precision import autocast
 
 CACHE_DTYPE = torch.bfloat16
 CACHE_DTYPE_BYTES = 2
@@ -45,11 +46,6 @@ class SplitFeatures:
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.train.shape[1:])
-
-
-def autocast(device: torch.device, bf16: bool):
-    """bf16 autocast (doubles CNN throughput on AMX CPUs; ~1 % relative error) or nothing."""
-    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
 
 @torch.no_grad()

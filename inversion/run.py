@@ -24,10 +24,10 @@ from inversion.metrics import no_information_floor
 from profiler.errors import UserInputError
 from profiler.graph import SplitModel, split_model
 from profiler.latency import resolve_device
+from profiler.precision import use_bf16
 from profiler.table import check_writable
 from profiler.zoo import LoadedModel, load_model
 
-PRECISIONS = ("auto", "bf16", "fp32")
 SAMPLE_COUNT = 8
 CACHE_BYTES = {"cpu": 2 << 30, "cuda": 8 << 30}
 
@@ -64,17 +64,6 @@ class RunSummary:
     profile_path: Path
     out_dir: Path
     figures: list[Path]
-
-
-def use_bf16(device: torch.device, precision: str) -> bool:
-    """``auto``: bf16 autocast where the hardware has it (CUDA, or a CPU with AVX512-BF16/AMX)."""
-    if precision not in PRECISIONS:
-        raise UserInputError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    if precision != "auto":
-        return precision == "bf16"
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def parse_layers(text: str | None) -> tuple[int, ...] | None:

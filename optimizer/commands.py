@@ -19,7 +19,7 @@ from profiler.latency import DEVICES, resolve_device
 from profiler.table import atomic_open, check_writable
 
 _COLUMNS = (("energy_j", "energy (J)"), ("privacy_cost", "privacy cost"), ("delay_s", "delay (s)"),
-            ("success_rate", "success"), ("user_cost", "user cost"))
+            ("success_rate", "success"), ("user_cost", "user cost"), ("served_user_cost", "cost/served"))
 
 
 def _format_table(results: dict[str, EvalResult]) -> str:

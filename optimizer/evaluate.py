@@ -5,7 +5,8 @@
 
 Each copy of a batched env gives one episode per round; ``episodes`` copy-episodes are run in
 ceil(episodes / B) rounds, the first reset with ``seed``. A sample is one copy-episode's mean over
-slots of the per-slot metrics (eq. 9, 11, 12, mean τ_k, success rate). The 95 % interval is Student's t
+slots of the per-slot metrics (eq. 9, 11, 12, mean τ_k, success rate, eq. 12 over served users; a slot
+where nobody was served has no served cost and is left out of that mean). The 95 % interval is Student's t
 over those samples. The delay limit (C8) holds when the mean delay over all samples is ≤ τ̄.
 Policies with a ``reset(seed)`` method are reset with the episode seed before each round.
 """
@@ -23,7 +24,7 @@ from tqdm import tqdm
 
 from optimizer.env import AllocObs, DeploymentObs, EdgeEnv, UserObs
 
-METRICS = ("energy_j", "privacy_cost", "delay_s", "success_rate", "user_cost")
+METRICS = ("energy_j", "privacy_cost", "delay_s", "success_rate", "user_cost", "served_user_cost")
 
 
 class DeploymentPolicy(Protocol):
@@ -104,13 +105,16 @@ def run_episodes(env: EdgeEnv, deployment: DeploymentPolicy, user: UserPolicy, a
             if hasattr(policy, "reset"):
                 policy.reset(seed * 1000 + r)
         sums = {m: torch.zeros(env.num_envs, device=env.device) for m in METRICS}
+        counts = {m: torch.zeros(env.num_envs, device=env.device) for m in METRICS}
         for _ in range(slots):
             res = run_slot(env, deployment, user, allocation)
-            for m in METRICS:
-                sums[m] += res.metrics[m]
+            for m in METRICS:          # served_user_cost is NaN in a slot nobody was served: skip it
+                value = res.metrics[m]
+                sums[m] += value.nan_to_num(0.0)
+                counts[m] += value.isfinite()
             bar.update(1)
         for m in METRICS:
-            collected[m].append(sums[m] / slots)
+            collected[m].append(sums[m] / counts[m])
     bar.close()
     samples = {m: torch.cat(v)[:episodes].double().cpu().numpy() for m, v in collected.items()}
     return EvalResult(samples=samples, delay_limit_s=env.cfg.cost.delay_limit_s)

@@ -110,6 +110,8 @@ def test_random_actions_within_masks_never_break_c4_to_c7():
                 assert (total <= 1 + 1e-5).all()                                      # C5, C6
             res = env.step(server, split, raw[0], raw[1])
             assert (res.user_cost <= env.cfg.reward.tau_fail_s).all()
+            served_cost = res.metrics.pop("served_user_cost")        # NaN exactly where nobody was served
+            assert torch.equal(served_cost.isfinite(), res.served.any(-1))
             assert all(torch.isfinite(v).all() for v in res.metrics.values())
 
 

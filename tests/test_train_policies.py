@@ -46,12 +46,33 @@ def test_deployment_respects_storage_and_never_repeats(stop_action):
             assert not left.any()
 
 
+def test_gru_step_matches_torch_gru_cell():
+    """The hand-written recurrence (shared by decoding and the teacher-forced update) is torch's GRU."""
+    torch.manual_seed(4)
+    net = DeploymentActorCritic(5, 2, hidden=8)
+    for param in net.parameters():                 # non-zero biases too, so every term is checked
+        torch.nn.init.normal_(param)
+    cell = torch.nn.GRUCell(8, 8)
+    with torch.no_grad():
+        cell.weight_ih.copy_(net.gru_input.weight)
+        cell.bias_ih.copy_(net.gru_input.bias)
+        cell.weight_hh.copy_(net.gru_hidden.weight)
+        cell.bias_hh.copy_(net.gru_hidden.bias)
+        x, h = torch.randn(6, 8), torch.randn(6, 8)
+        assert torch.allclose(net._recur(net.gru_input(x), h), cell(x, h), atol=1e-6)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("stop_action", [False, True])
-def test_deployment_ratio_is_one_at_first_epoch(stop_action):
+def test_deployment_ratio_is_one_at_first_epoch(stop_action, precision):
+    """Step-by-step decoding and the teacher-forced re-run give the same log π and V, also when the
+    matrix products run in bf16 (the trainer's default where the CPU supports it)."""
     net, demand, prev, storage, sizes = _deployment_case(stop_action, seed=1)
-    sample = net.act(demand, prev, storage, sizes)
-    logp, entropy, value = net.evaluate(demand, prev, storage, sizes, sample.actions, sample.step_masks,
-                                        sample.active)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        sample = net.act(demand, prev, storage, sizes)
+        logp, entropy, value = net.evaluate(demand, prev, storage, sizes, sample.actions, sample.step_masks,
+                                            sample.active)
+    assert logp.dtype == value.dtype == torch.float32
     assert torch.allclose((logp - sample.logp).exp(), torch.ones_like(logp), atol=1e-5)
     assert torch.allclose(value, sample.value, atol=1e-5)
     assert (entropy >= 0).all()

@@ -46,8 +46,14 @@ def _trainer(algo="hc-mappo-l", **kw) -> Trainer:
     return Trainer(cfg, env_cfg, load_catalog(FIXTURES, env_cfg))
 
 
-def test_first_epoch_ratio_is_one_for_all_three_layers():
-    trainer = _trainer(deployment_stop_action=True)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_first_epoch_ratio_is_one_for_all_three_layers(precision):
+    trainer = _trainer(deployment_stop_action=True, precision=precision)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        _check_ratios(trainer)
+
+
+def _check_ratios(trainer):
     rollout = collect(trainer.env, trainer.agents, trainer.norms, seed=11)
     a = trainer.agents
     u = rollout.user

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from profiler.errors import UserInputError
+from profiler.precision import PRECISIONS
 
 
 @dataclass
@@ -24,6 +25,7 @@ class TrainConfig:
     num_envs: int = 1                   # N episodes per iteration, simulated as batched env copies
     seed: int = 0
     device: str = "cpu"
+    precision: str = "auto"             # matmuls in rollouts and updates: auto | bf16 (autocast) | fp32
     # PPO (shared by all layers)
     lr: float = 3e-4
     gamma: float = 0.99
@@ -63,6 +65,9 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise UserInputError(f"train config: '{name}' must be > 0, got {getattr(self, name)!r}")
+        if self.precision not in PRECISIONS:
+            raise UserInputError(f"train config: 'precision' must be one of {', '.join(PRECISIONS)}, "
+                                 f"got {self.precision!r}")
         for name in ("gamma", "gae_lambda", "clip"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UserInputError(f"train config: '{name}' must be in [0, 1], got {getattr(self, name)!r}")

@@ -24,6 +24,7 @@ from optimizer.algos.gae import gae, next_values_from
 from optimizer.algos.lagrange import LagrangeMultiplier, PIDLagrangeMultiplier
 from optimizer.algos.rollout import METRIC_NAMES, Rollout, collect
 from optimizer.env import EdgeEnv
+from profiler.precision import autocast, use_bf16
 
 
 TRAIN_SEED_BASE = 500_000_000
@@ -51,6 +52,7 @@ class Trainer:
         self.cfg, self.env_cfg = cfg, env_cfg
         self.spec = get_spec(cfg.algo)
         self.device = resolve_device(cfg.device)
+        self.bf16 = use_bf16(self.device, cfg.precision)
         torch.manual_seed(cfg.seed)
         self.env = EdgeEnv(env_cfg, catalog, num_envs=cfg.num_envs, device=self.device, seed=cfg.seed)
         self.env.reset(seed=self.episode_seed(0))
@@ -81,17 +83,19 @@ class Trainer:
     def train_iteration(self) -> dict[str, float]:
         cfg = self.cfg
         start = time.perf_counter()
-        rollout = collect(self.env, self.agents, self.norms, self.episode_seed(self.iteration))
+        with autocast(self.device, self.bf16):
+            rollout = collect(self.env, self.agents, self.norms, self.episode_seed(self.iteration))
         collected = time.perf_counter()
         stats = self._episode_stats(rollout)
         measured_delay = float(rollout.user.cost.mean())
         if self.spec.lagrangian:
             self.lagrange.update(measured_delay, self.env_cfg.cost.delay_limit_s)
-        stats.update(self._update_users(rollout))
-        if rollout.alloc is not None:
-            stats.update(self._update_allocation(rollout))
-        if rollout.dep is not None:
-            stats.update(self._update_deployment(rollout))
+        with autocast(self.device, self.bf16):      # the losses themselves are float32 (autocast rules)
+            stats.update(self._update_users(rollout))
+            if rollout.alloc is not None:
+                stats.update(self._update_allocation(rollout))
+            if rollout.dep is not None:
+                stats.update(self._update_deployment(rollout))
         end = time.perf_counter()
         slots = rollout.user.reward.shape[0] * cfg.num_envs
         stats.update({"lambda": self.lam, "rollout_s": collected - start, "update_s": end - collected,
@@ -101,7 +105,7 @@ class Trainer:
         return stats
 
     def _episode_stats(self, rollout: Rollout) -> dict[str, float]:
-        stats = {name: float(rollout.metrics[name].mean()) for name in METRIC_NAMES}
+        stats = {name: float(rollout.metrics[name].nanmean()) for name in METRIC_NAMES}
         stats["user_reward"] = float(rollout.user.reward.mean())
         stats["dep_reward"] = float(rollout.dep_reward_total.mean())
         if rollout.alloc is not None:

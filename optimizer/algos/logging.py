@@ -9,7 +9,7 @@ from typing import Sequence
 
 # Columns of metrics.csv, in order (every iteration writes all of them).
 CSV_COLUMNS = ("iteration", "env_slots", "wall_s", "lambda", "delay_s", "user_cost", "energy_j",
-               "privacy_cost", "success_rate", "user_reward", "dep_reward", "alloc_reward",
+               "privacy_cost", "success_rate", "served_user_cost", "user_reward", "dep_reward", "alloc_reward",
                "user_loss", "user_value_loss", "user_entropy", "user_approx_kl", "user_clip_frac",
                "alloc_loss", "alloc_value_loss", "alloc_entropy", "dep_loss", "dep_value_loss",
                "dep_entropy", "rollout_s", "update_s", "iteration_s", "env_slots_per_s")
@@ -17,7 +17,7 @@ CSV_COLUMNS = ("iteration", "env_slots", "wall_s", "lambda", "delay_s", "user_co
 # (panel title, [(column, label)], draw the τ̄ line)
 CURVES = (
     ("Mean delay per user (s)", [("delay_s", "delay")], True),
-    ("User cost, eq. 12", [("user_cost", "cost")], False),
+    ("User cost, eq. 12", [("user_cost", "all users"), ("served_user_cost", "per served user")], False),
     ("Energy (J) and privacy cost", [("energy_j", "energy"), ("privacy_cost", "privacy")], False),
     ("Service success rate", [("success_rate", "success")], False),
     ("Lagrange multiplier λ", [("lambda", "λ")], False),

@@ -17,7 +17,7 @@ from optimizer.algos.buffers import AllocationBuffer, DeploymentBuffer, UserBuff
 from optimizer.policies.allocation import user_tokens
 from optimizer.policies.deployment import deployment_inputs
 
-METRIC_NAMES = ("energy_j", "privacy_cost", "delay_s", "success_rate", "user_cost")
+METRIC_NAMES = ("energy_j", "privacy_cost", "delay_s", "success_rate", "user_cost", "served_user_cost")
 
 
 @dataclass

@@ -259,9 +259,13 @@ class EdgeEnv:
         else:
             dep_reward = torch.zeros(B, J, device=self.device)
         mean_energy, mean_priv = out.energy_j.mean(-1), out.privacy.mean(-1)
+        n_served = served.sum(-1)                        # unserved users cost 0 energy and privacy,
+        served_cost = sm.system_cost((out.privacy * served).sum(-1), (out.energy_j * served).sum(-1),
+                                     cfg.cost) / n_served   # so also report the cost per served user
         metrics = {"energy_j": mean_energy, "privacy_cost": mean_priv, "delay_s": out.delay_s.mean(-1),
                    "success_rate": served.float().mean(-1),
-                   "user_cost": sm.system_cost(mean_priv, mean_energy, cfg.cost)}
+                   "user_cost": sm.system_cost(mean_priv, mean_energy, cfg.cost),
+                   "served_user_cost": torch.where(n_served > 0, served_cost, torch.nan)}
         result = StepResult(
             user_reward=sm.user_reward(out.privacy, out.energy_j, out.delay_s, served, cfg.cost, cfg.reward),
             user_cost=out.delay_s, alloc_reward=sm.allocation_reward(out.delay_s, assoc), dep_reward=dep_reward,

@@ -74,7 +74,8 @@ class StepResult:
     dep_reward (B, J) eq. 24, non-zero only on the slot that closes a ΔT period (or the episode);
     truncated (B,) bool at the last slot of an episode; served (B, K) bool;
     metrics: dict of (B,) tensors — energy_j (ē, eq. 9), privacy_cost (C̄^priv, eq. 11), delay_s
-    (mean τ_k), success_rate, user_cost (Cost(t), eq. 12).
+    (mean τ_k), success_rate, user_cost (Cost(t), eq. 12), served_user_cost (eq. 12 averaged over the
+    served users only, NaN in a slot where none is served: unserved users cost no energy or privacy).
     """
     user_reward: torch.Tensor
     user_cost: torch.Tensor

@@ -6,7 +6,12 @@ MLP([mean of its users' u_k, |U_j| / K]); per branch b ∈ {comp, band} a query 
 keys κ_k^b = MLP_key^b(u_k) give scores q·κ/√d_h and attention weights w^b = softmax over U_j only.
 
 Exploration and a proper log-prob for PPO come from a Dirichlet whose mean is close to the attention weights:
-α_k^b = w_k^b · |U_j| · c^b + α_min, with a learned concentration c^b per branch. The action is the
+α_k^b = w_k^b · |U_j| · c^b + 1, with a learned concentration c^b per branch; its mean is
+(c^b w_k^b + 1/|U_j|) / (c^b + 1), the attention weights blended with the equal share. α ≥ 1 keeps the
+density bounded and unimodal: no sample sits at a vertex, and the (α_k − 1) log w_k terms of the
+log-prob never reward starving a user. (With α_min = 0.05, a first version, PPO drove each server's
+attention onto one user: after 45 iterations the learned allocation gave a mean delay of 15.5 s
+where equal shares gave 9.4 s with the same users and deployment.) The action is the
 pair of share vectors (w^comp, w^band) on the simplex of the associated users (C5, C6 hold with
 equality); shares of other users are 0. log π = log Dir(w^comp) + log Dir(w^band), computed only over
 U_j: a server with one user has log π = 0 (the share is forced to 1) and a server with no user has
@@ -22,7 +27,7 @@ from torch import nn
 
 from optimizer.policies.common import MASKED_LOGIT, mlp, orthogonal_init
 
-ALPHA_MIN = 0.05      # keeps Gamma sampling away from underflow to 0
+ALPHA_MIN = 1.0       # α_k >= 1: bounded, unimodal density (see the module docstring)
 SHARE_FLOOR = 1e-6    # stored shares are floored, so log w stays finite at update time
 
 
@@ -98,12 +103,14 @@ class AllocationActor(nn.Module):
         weights = []
         for key_net, query_net in zip(self.keys, self.queries):
             scores = query_net(context) @ key_net(users).transpose(-1, -2) / math.sqrt(self.hidden)
+            scores = scores.float()                             # softmax in float32 under autocast
             scores = scores.masked_fill(~assoc, MASKED_LOGIT)
             weights.append(torch.softmax(scores, dim=-1) * assoc.float())   # no user: all 0, no NaN
         return torch.stack(weights, dim=-1)
 
     def concentration(self, user_tokens: torch.Tensor, assoc: torch.Tensor) -> torch.Tensor:
-        """Dirichlet α (..., J, K, 2) whose mean over each server's users is the attention weights."""
+        """Dirichlet α (..., J, K, 2) whose mean over each server's users is the attention weights
+        blended with the equal share."""
         weights = self.attention(user_tokens, assoc)
         n = assoc.float().sum(-1, keepdim=True).unsqueeze(-1)
         scale = self.log_concentration.clamp(-3.0, 6.0).exp()
@@ -164,4 +171,4 @@ class AllocationCritic(nn.Module):
         own = server_pool(torch.tanh(self.token(self.embed(user_tokens))), assoc)
         if self.centralised:
             own = torch.cat([own, own.mean(-2, keepdim=True).expand_as(own)], dim=-1)
-        return self.value(own).squeeze(-1)
+        return self.value(own).squeeze(-1).float()

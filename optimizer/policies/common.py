@@ -39,7 +39,7 @@ def masked_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """
     any_valid = mask.any(dim=-1, keepdim=True)
     keep = mask | ~any_valid
-    return logits.masked_fill(~keep, MASKED_LOGIT)
+    return logits.float().masked_fill(~keep, MASKED_LOGIT)   # float32 even under bf16 autocast
 
 
 def categorical_logp_entropy(logits: torch.Tensor, mask: torch.Tensor,

@@ -14,6 +14,11 @@ action is taken). The GRU hidden state h_n encodes the observation o_j^deploc = 
 The rollout stores the sampled sequence with the mask of every step (:class:`DeploymentSample`), and
 :meth:`DeploymentActorCritic.evaluate` re-runs the GRU on exactly those inputs and masks, so the PPO
 ratio is 1 at the first epoch (the published code recomputed it without the masks: ratio ≈ 2e-4).
+Decoding must go step by step (each input depends on the sampled action), but at update time the
+actions are known: the step inputs x^st(n) are rebuilt from them at once (teacher forcing), so the
+input side of the GRU, the policy and the value heads each run as one matrix product over all steps;
+only the recurrence h_n = GRU(h_{n−1}) loops. Both paths call the same :meth:`_recur`, so they agree
+to the bit under bf16 autocast too (torch's fused ``nn.GRU`` and its step-by-step use do not).
 """
 
 from __future__ import annotations
@@ -58,12 +63,9 @@ class DeploymentActorCritic(nn.Module):
         # for the whole sequence, so their projection is computed once (same function as one Linear)
         self.encode_fixed = orthogonal_init(nn.Linear(3 * num_services, hidden))
         self.encode_step = orthogonal_init(nn.Linear(num_services + 1, hidden, bias=False))
-        self.gru = nn.GRUCell(hidden, hidden)
-        for name, param in self.gru.named_parameters():
-            if "weight" in name:
-                nn.init.orthogonal_(param)
-            else:
-                nn.init.zeros_(param)
+        # GRU cell (Cho et al. 2014; torch's gate order r, z, n), orthogonal weights, zero biases
+        self.gru_input = orthogonal_init(nn.Linear(hidden, 3 * hidden), 1.0)
+        self.gru_hidden = orthogonal_init(nn.Linear(hidden, 3 * hidden), 1.0)
         self.policy_head = mlp(hidden, hidden, num_choices, layers=1, out_gain=0.01)
         # V(h_n) = w·tanh(W_h h_n + W_x vec(X)) (eq. 29 step value; W_x only when centralised)
         self.value_hidden = orthogonal_init(nn.Linear(hidden, hidden))
@@ -85,16 +87,34 @@ class DeploymentActorCritic(nn.Module):
         used = (chosen * sizes).sum(-1, keepdim=True)
         return ~chosen & (sizes <= storage.unsqueeze(-1) - used)
 
-    def _step(self, fixed: torch.Tensor, chosen: torch.Tensor, storage: torch.Tensor,
-              sizes: torch.Tensor, hidden: torch.Tensor,
-              value_ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _inputs(self, fixed: torch.Tensor, chosen: torch.Tensor, storage: torch.Tensor,
+                sizes: torch.Tensor) -> torch.Tensor:
+        """GRU input of a step from x^st (..., I) and the remaining storage fraction; ``fixed`` and
+        ``storage`` broadcast over any step dimension of ``chosen``."""
         used = (chosen * sizes).sum(-1)
         frac = ((storage - used) / storage).unsqueeze(-1).float()
-        x = torch.tanh(fixed + self.encode_step(torch.cat([chosen.float(), frac], dim=-1)))
-        hidden = self.gru(x, hidden)
-        logits = self.policy_head(hidden)
-        value = self.value_out(torch.tanh(self.value_hidden(hidden) + value_ctx)).squeeze(-1)
-        return hidden, logits, value
+        return torch.tanh(fixed + self.encode_step(torch.cat([chosen.float(), frac], dim=-1)))
+
+    def _step_values(self, hidden: torch.Tensor, value_ctx: torch.Tensor) -> torch.Tensor:
+        """Step values V(h_n) (eq. 29) from GRU states (..., H)."""
+        return self.value_out(torch.tanh(self.value_hidden(hidden) + value_ctx)).squeeze(-1).float()
+
+    def _recur(self, gates_x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """One GRU step from the input-side gate pre-activations W_x x + b_x (N, 3H):
+        r = σ(x_r + h_r), u = σ(x_u + h_u), n = tanh(x_n + r ⊙ h_n), h' = (1 − u) ⊙ n + u ⊙ h,
+        with the element-wise part in float32 whatever the matmul precision."""
+        x_r, x_u, x_n = gates_x.float().chunk(3, dim=-1)
+        h_r, h_u, h_n = self.gru_hidden(hidden).float().chunk(3, dim=-1)
+        reset = torch.sigmoid(x_r + h_r)
+        update = torch.sigmoid(x_u + h_u)
+        candidate = torch.tanh(x_n + reset * h_n)
+        return candidate + update * (hidden - candidate)
+
+    def _step(self, fixed: torch.Tensor, chosen: torch.Tensor, storage: torch.Tensor,
+              sizes: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode step: (h_n, logits); step values are computed afterwards, all steps at once."""
+        hidden = self._recur(self.gru_input(self._inputs(fixed, chosen, storage, sizes)), hidden)
+        return hidden, self.policy_head(hidden)
 
     def _prepare(self, demand, prev_deployment, storage_bytes, model_bytes):
         """Per-sequence constants: projection of [I·r, I·h_j, D_i / S_j], critic context, h_0 = 0."""
@@ -104,7 +124,7 @@ class DeploymentActorCritic(nn.Module):
             value_ctx = self.value_context(prev_deployment.float())
         else:
             value_ctx = torch.zeros_like(fixed)
-        hidden = torch.zeros_like(fixed)
+        hidden = torch.zeros(fixed.shape, dtype=torch.float32, device=fixed.device)
         return fixed, value_ctx, hidden
 
     # -- rollout ---------------------------------------------------------------------------------
@@ -120,14 +140,13 @@ class DeploymentActorCritic(nn.Module):
         n_agents, n_services = fixed.shape[0], self.num_services
         chosen = torch.zeros(n_agents, n_services, dtype=torch.bool, device=fixed.device)
         ended = torch.zeros(n_agents, dtype=torch.bool, device=fixed.device)
-        actions, masks, actives, logps, values = [], [], [], [], []
+        actions, masks, actives, logps, states = [], [], [], [], []
         for step in range(n_services + int(self.stop_action)):
             service_mask = self.service_mask(chosen, storage_bytes, model_bytes)
             active = ~ended & service_mask.any(-1)
             if step > 0 and not active.any():
                 break
-            hidden, logits, value = self._step(fixed, chosen, storage_bytes, model_bytes, hidden,
-                                               value_ctx)
+            hidden, logits = self._step(fixed, chosen, storage_bytes, model_bytes, hidden)
             mask = service_mask
             if self.stop_action:
                 mask = torch.cat([service_mask, active.unsqueeze(-1)], dim=-1)
@@ -141,10 +160,10 @@ class DeploymentActorCritic(nn.Module):
             masks.append(mask)
             actives.append(active)
             logps.append(torch.where(active, logp, torch.zeros_like(logp)))
-            values.append(value)
+            states.append(hidden)
         active_all = torch.stack(actives, 1)
         value_w = self._value_weights(active_all)
-        value_seq = torch.stack(values, 1)
+        value_seq = self._step_values(torch.stack(states, 1), value_ctx.unsqueeze(1))
         return DeploymentSample(
             deployment=chosen, actions=torch.stack(actions, 1), step_masks=torch.stack(masks, 1),
             active=active_all, logp=torch.stack(logps, 1).sum(1),
@@ -168,22 +187,31 @@ class DeploymentActorCritic(nn.Module):
     def evaluate(self, demand: torch.Tensor, prev_deployment: torch.Tensor, storage_bytes: torch.Tensor,
                  model_bytes: torch.Tensor, actions: torch.Tensor, step_masks: torch.Tensor,
                  active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Re-run the GRU on the stored sequence: (log π(M) eq. 30, mean step entropy, V(M) eq. 29)."""
+        """Re-run the GRU on the stored sequence: (log π(M) eq. 30, mean step entropy, V(M) eq. 29).
+
+        Teacher forcing: x^st before step n is the union of the services picked at active steps < n,
+        so every step's input is known up front and the GRU runs the sequence in one call.
+        """
         fixed, value_ctx, hidden = self._prepare(demand, prev_deployment, storage_bytes, model_bytes)
-        chosen = torch.zeros(fixed.shape[0], self.num_services, dtype=torch.bool, device=fixed.device)
         steps = int(active.any(0).nonzero().max().item()) + 1 if active.any() else 1
-        logps, entropies, values = [], [], []
-        for step in range(steps):
-            hidden, logits, value = self._step(fixed, chosen, storage_bytes, model_bytes, hidden,
-                                               value_ctx)
-            is_active = active[:, step]
-            action = actions[:, step]
-            logp, entropy = categorical_logp_entropy(logits, step_masks[:, step], action)
-            logps.append(torch.where(is_active, logp, torch.zeros_like(logp)))
-            entropies.append(torch.where(is_active, entropy, torch.zeros_like(entropy)))
-            values.append(value)
-            chosen = self._select(chosen, action, is_active)
-        value_w = self._value_weights(active[:, :steps])
-        value = (torch.stack(values, 1) * value_w).sum(1) / value_w.sum(1)
-        entropy = torch.stack(entropies, 1).sum(1) / active[:, :steps].sum(1).clamp(min=1)
-        return torch.stack(logps, 1).sum(1), entropy, value
+        actions, step_masks, active = actions[:, :steps], step_masks[:, :steps], active[:, :steps]
+        n_services = self.num_services
+        picked = active & (actions < n_services)
+        one_hot = torch.nn.functional.one_hot(actions.clamp(max=n_services - 1), n_services)
+        one_hot = one_hot * picked.unsqueeze(-1)
+        chosen = (one_hot.cumsum(1) - one_hot).bool()                       # x^st before step n
+        x = self._inputs(fixed.unsqueeze(1), chosen, storage_bytes.unsqueeze(-1), model_bytes)
+        gates_x = self.gru_input(x)                                          # all steps at once
+        states = []
+        for gates_step in gates_x.unbind(1):       # unbind: one backward for all steps, not L zero-fills
+            hidden = self._recur(gates_step, hidden)
+            states.append(hidden)
+        states = torch.stack(states, 1)
+        logits, values = self.policy_head(states), self._step_values(states, value_ctx.unsqueeze(1))
+        logp, entropy = categorical_logp_entropy(logits, step_masks, actions)
+        zero = torch.zeros_like(logp)
+        logp, entropy = torch.where(active, logp, zero), torch.where(active, entropy, zero)
+        value_w = self._value_weights(active)
+        value = (values * value_w).sum(1) / value_w.sum(1)
+        entropy = entropy.sum(1) / active.sum(1).clamp(min=1)
+        return logp.sum(1), entropy, value

@@ -72,7 +72,7 @@ class _SplitInputValue(nn.Module):
         h = self.local_in(local)
         if self.global_in is not None:
             h = h + self.global_in(glob).unsqueeze(-2)
-        return self.rest(h).squeeze(-1)
+        return self.rest(h).squeeze(-1).float()
 
 
 class UserCritics(nn.Module):
