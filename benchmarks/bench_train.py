@@ -62,10 +62,12 @@ def main() -> None:
     parser.add_argument("--synthetic-profiles", action="store_true")
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="results/train")
     parser.add_argument("--throughput", default=None, metavar="B1,B2,...",
-                        help="only measure HC-MAPPO-L speed for these num_envs (3 iterations each)")
+                        help="only measure HC-MAPPO-L speed for these num_envs "
+                             "(4 iterations each, the first not counted)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.throughput:
@@ -86,7 +88,7 @@ def main() -> None:
     rows_dir.mkdir(exist_ok=True)
     for algo, seed in jobs:
         cfg = TrainConfig(algo=algo, iterations=args.iterations, num_envs=args.num_envs, seed=seed,
-                          device=args.device, tensorboard=False)
+                          device=args.device, precision=args.precision, tensorboard=False)
         run_dir = out / "runs" / f"{algo}-s{seed}"
         result = train_run(cfg, env_cfg, profiles, run_dir, resume=(run_dir / "checkpoint.pt").exists(),
                            progress=True)
@@ -119,7 +121,7 @@ def _save_row(rows_dir: Path, row: dict) -> None:
 
 
 def throughput(args) -> None:
-    """Env slots/s during rollouts and wall time per iteration (medians of iterations 2–3; the first
+    """Env slots/s during rollouts and wall time per iteration (medians of iterations 2–4; the first
     includes warm-up) of HC-MAPPO-L at the default configuration, per num_envs."""
     from optimizer.algos.hc_mappo_l import Trainer
 
@@ -128,10 +130,11 @@ def throughput(args) -> None:
     catalog = load_catalog(profiles, env_cfg)
     results = []
     for num_envs in (int(b) for b in args.throughput.split(",")):
-        trainer = Trainer(TrainConfig(num_envs=num_envs, device=args.device, tensorboard=False),
-                          env_cfg, catalog)
-        stats = [trainer.train_iteration() for _ in range(3)][1:]
-        row = {"num_envs": num_envs, "slots_per_iteration": num_envs * env_cfg.slots_per_episode}
+        trainer = Trainer(TrainConfig(num_envs=num_envs, device=args.device, precision=args.precision,
+                                      tensorboard=False), env_cfg, catalog)
+        stats = [trainer.train_iteration() for _ in range(4)][1:]
+        row = {"num_envs": num_envs, "slots_per_iteration": num_envs * env_cfg.slots_per_episode,
+               "precision": "bf16" if trainer.bf16 else "fp32", "threads": torch.get_num_threads()}
         for key in ("env_slots_per_s", "rollout_s", "update_s", "iteration_s"):
             row[key] = statistics.median(s[key] for s in stats)
         results.append(row)
@@ -140,7 +143,8 @@ def throughput(args) -> None:
             "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {args.device}"}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "throughput.json").write_text(json.dumps({"meta": meta, "rows": results}, indent=1))
+    name = f"throughput-{results[0]['precision']}-{results[0]['threads']}t.json" if results else "throughput.json"
+    (out / name).write_text(json.dumps({"meta": meta, "rows": results}, indent=1))
 
 
 def meta_of(args, profiles: str, seeds: list[int], started: str) -> dict:

@@ -7,8 +7,10 @@ import torch
 
 from optimizer.algos.ablations import ALGORITHMS
 from optimizer.algos.config import TrainConfig
+from optimizer.algos.hc_mappo_l import TrainingDiverged
 from optimizer.algos.runner import SYNTHETIC, train_run
 from optimizer.config import EnvConfig, apply_overrides, from_dict
+from profiler.precision import PRECISIONS
 
 
 def build_configs(overrides: tuple[str, ...], **flags) -> tuple[TrainConfig, EnvConfig]:
@@ -33,6 +35,9 @@ def build_configs(overrides: tuple[str, ...], **flags) -> tuple[TrainConfig, Env
 @click.option("--num-envs", type=int, default=None, help="Batched env copies = episodes per iteration [1].")
 @click.option("--seed", type=int, default=None, help="Seed of networks, sampling and episodes [0].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None,
+              help="Matrix products in rollouts and updates: auto = bf16 autocast where the hardware "
+                   "has it (weights, gradients and losses stay float32) [auto].")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="torch CPU threads (more is often slower for these small tensors on a busy machine).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -40,15 +45,20 @@ def build_configs(overrides: tuple[str, ...], **flags) -> tuple[TrainConfig, Env
 @click.option("--out", default=None, help="Run directory [runs/ALGO-sSEED].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out (only --iterations may change).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(algo, profiles, synthetic_profiles, iterations, num_envs, seed, device, threads, overrides, out,
-          resume, quiet):
+def train(algo, profiles, synthetic_profiles, iterations, num_envs, seed, device, precision, threads, overrides,
+          out, resume, quiet):
     """Train the three policy layers (deployment, users, allocation) under the delay limit τ̄."""
     torch.set_num_threads(threads)
     cfg, env_cfg = build_configs(overrides, algo=algo, iterations=iterations, num_envs=num_envs,
-                                 seed=seed, device=device)
+                                 seed=seed, device=device, precision=precision)
     source = SYNTHETIC if synthetic_profiles else profiles
     out = out or f"runs/{cfg.algo}-s{cfg.seed}"
-    result = train_run(cfg, env_cfg, source, out, resume=resume, progress=not quiet)
+    try:
+        result = train_run(cfg, env_cfg, source, out, resume=resume, progress=not quiet)
+    except TrainingDiverged as exc:
+        click.echo(f"error: training diverged at {exc}; {out} keeps the checkpoint of the iteration "
+                   "before", err=True)
+        raise SystemExit(1) from None
     if not result.history:
         click.echo(f"{out}: nothing to do (already at {result.iterations} iterations)")
         return

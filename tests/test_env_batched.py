@@ -26,6 +26,18 @@ def test_hash_matches_plain_integer_reference():
     assert rng.lowbias32(torch.tensor(xs)).tolist() == [_lowbias32_reference(x) for x in xs]
 
 
+def test_extreme_hashes_stay_strictly_inside_the_unit_interval():
+    """The largest hash once rounded to exactly 1.0 in float32, so ndtri gave +inf shadowing, a zero
+    channel gain and −inf in the user observation (a training run died of it at iteration 183)."""
+    bits = torch.tensor([0, 255, 0xFFFFFEFF, 0xFFFFFF00, 0xFFFFFFFF])
+    u = rng.unit_interval(bits)
+    assert u.dtype == torch.float32
+    assert (u > 0).all() and (u < 1).all()
+    assert u[0].item() == 2.0 ** -25 and u[-1].item() == 1.0 - 2.0 ** -24
+    assert torch.isfinite(rng.normal(u)).all()
+    assert rng.normal(u)[-1].item() == pytest.approx(5.3, abs=0.1)     # Φ⁻¹(1 − 2⁻²⁴) ≈ 5.33
+
+
 def test_uniforms_look_uniform():
     u = rng.uniform(rng.copy_keys(torch.tensor([1, 2])), 20000)
     assert 0 < u.min() and u.max() < 1

@@ -92,6 +92,8 @@ def test_one_slot_by_hand():
     assert m["user_cost"] == pytest.approx(5 * 0.151248 / 3 + 5 * 0.41408 / 3, rel=1e-4)  # eq. 12
     assert m["delay_s"] == pytest.approx((0.4084 + 0.01728 + 30) / 3, rel=1e-4)
     assert m["success_rate"] == pytest.approx(2 / 3)
+    # eq. 12 over the two served users only (user 2 timed out and costs no energy or privacy)
+    assert m["served_user_cost"] == pytest.approx(5 * 0.151248 / 2 + 5 * 0.41408 / 2, rel=1e-4)
     # eq. 26: server 0 → −0.4084 ; server 1 → −(0.01728 + 30) / 2 = −15.00864
     assert res.alloc_reward[0].tolist() == pytest.approx([-0.4084, -15.00864], rel=1e-4)
     # eq. 22–24 with ΔT = 1: hits [1, 1] (user 2's request misses); C^mig = [1.1e6·8/2e8, 2e6·8/2e8]
@@ -111,6 +113,7 @@ def test_one_slot_by_hand():
     assert res.user_cost[0, 0].item() == pytest.approx(0.170016, rel=1e-4)
     assert res.metrics["energy_j"].item() == pytest.approx(0.300032 / 3, rel=1e-4)
     assert res.metrics["privacy_cost"].item() == 0.0
+    assert res.metrics["served_user_cost"].item() == pytest.approx(5 * 0.300032, rel=1e-4)   # user 0 only
     assert res.dep_reward[0].tolist() == pytest.approx([1.0, 0.0])
     assert env.cache_bytes[0, 0].tolist() == [1.1e6, 0.0]
 

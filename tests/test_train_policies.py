@@ -209,3 +209,21 @@ def test_allocation_critic_no_nan_for_empty_servers():
     for centralised in (True, False):
         value = AllocationCritic(I, 16, Z, hidden=16, centralised=centralised)(tokens, assoc)
         assert value.shape == (B, J) and torch.isfinite(value).all()
+
+
+@pytest.mark.parametrize("observe_previous", [False, True])
+def test_deployment_actor_sees_previous_deployment_only_when_asked(observe_previous):
+    """The paper's actor (eq. 14) ignores X(t − ΔT); the extension reads the agent's own row x_{·,j}
+    and the coverage Σ_j x_ij / J, with agents ordered (copy, server)."""
+    I, J = 4, 3
+    net = DeploymentActorCritic(I, J, hidden=8, observe_previous=observe_previous)
+    X = torch.tensor([[1, 0, 0, 1], [0, 1, 0, 1], [0, 0, 0, 1]], dtype=torch.float)   # one copy (J, I)
+    prev = X.reshape(1, J * I).expand(J, J * I)                # every agent of the copy sees vec(X)
+    own, coverage = net.previous_deployment(prev)
+    assert torch.equal(own, X)                                 # agent j reads row j
+    assert torch.allclose(coverage, torch.tensor([[1 / 3, 1 / 3, 0, 1]] * J))
+    demand, storage = torch.rand(J, 2 * I) / I, torch.full((J,), 4 * GiB)
+    sizes = torch.tensor([0.5, 1.0, 1.5, 2.0]) * GiB
+    fixed, _, _ = net._prepare(demand, prev, storage, sizes)
+    fixed_other, _, _ = net._prepare(demand, 1.0 - prev, storage, sizes)
+    assert torch.equal(fixed, fixed_other) != observe_previous

@@ -4,6 +4,7 @@ the evaluation loop, and the CLI refuses bad input with one line."""
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
@@ -158,10 +159,27 @@ def test_cli_refuses_bad_input_with_one_line(tmp_path):
             "--set", "tensorboard=false"]
     bad = runner.invoke(main, args + ["--set", "learning_rate=0.1"])
     assert bad.exit_code == 2 and "learning_rate" in bad.output and "Traceback" not in bad.output
-    ok = runner.invoke(main, args)
+    ok = runner.invoke(main, args + ["--precision", "fp32"])
     assert ok.exit_code == 0, ok.output
     assert "run directory" in ok.output
+    resolved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert resolved["precision"] == "fp32" and resolved["train"]["precision"] == "fp32"
+    if not torch.cuda.is_available():
+        no_gpu = runner.invoke(main, args[:-2] + ["--out", str(tmp_path / "g"), "--device", "cuda"])
+        assert no_gpu.exit_code == 2 and "--device cuda" in no_gpu.output
+        assert len(no_gpu.output.strip().splitlines()) == 1 and not (tmp_path / "g").exists()
     again = runner.invoke(main, args)
     assert again.exit_code == 2 and "--resume" in again.output
     missing = runner.invoke(main, ["train", "--profiles", str(tmp_path / "nope"), "--quiet"])
     assert missing.exit_code == 2 and "nope" in missing.output
+
+
+def test_non_finite_parameters_stop_training_with_a_clear_error():
+    from optimizer.algos.hc_mappo_l import TrainingDiverged
+
+    trainer = _trainer()
+    trainer.train_iteration()
+    with torch.no_grad():
+        next(trainer.agents.user_critics.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(TrainingDiverged, match="iteration 2: non-finite parameters in .*user_critics"):
+        trainer.train_iteration()

@@ -73,7 +73,8 @@ def build_agents(spec: AlgoSpec, cfg: TrainConfig, dims: EnvDims, device: torch.
         user_critics=UserCritics(dims.local_dim, dims.global_dim, cfg.hidden_user, central,
                                  dims.shared_cols),
         deployment=(DeploymentActorCritic(dims.num_services, dims.num_servers, cfg.hidden_deployment,
-                                          cfg.deployment_stop_action, centralised=central)
+                                          cfg.deployment_stop_action, centralised=central,
+                                          observe_previous=cfg.deployment_observes_previous)
                     if spec.learned_deployment else None),
         alloc_actor=(AllocationActor(dims.num_services, dims.max_input_size, dims.num_splits,
                                      cfg.hidden_allocation, cfg.embedding_dim,

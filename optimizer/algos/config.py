@@ -44,6 +44,7 @@ class TrainConfig:
     hidden_allocation: int = 128
     embedding_dim: int = 16             # d_m, d_s (eq. 16) and split embedding (eq. 18 keys)
     deployment_stop_action: bool = False  # paper: decode until no service fits; True adds a learned stop
+    deployment_observes_previous: bool = False  # extension of eq. 14: own x_j(t−ΔT) and coverage
     allocation_init_concentration: float = 5.0   # Dirichlet concentration per user at init
     # Lagrangian (eq. 33)
     lambda_init: float = 0.01

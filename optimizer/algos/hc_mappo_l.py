@@ -24,16 +24,15 @@ from optimizer.algos.gae import gae, next_values_from
 from optimizer.algos.lagrange import LagrangeMultiplier, PIDLagrangeMultiplier
 from optimizer.algos.rollout import METRIC_NAMES, Rollout, collect
 from optimizer.env import EdgeEnv
+from profiler.latency import resolve_device
 from profiler.precision import autocast, use_bf16
 
 
 TRAIN_SEED_BASE = 500_000_000
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+class TrainingDiverged(RuntimeError):
+    """An update left non-finite parameters; the networks must not be used or checkpointed."""
 
 
 def _advantages(rewards, values, bootstrap, gamma, lam):
@@ -97,6 +96,11 @@ class Trainer:
             if rollout.dep is not None:
                 stats.update(self._update_deployment(rollout))
         end = time.perf_counter()
+        broken = [name for name, module in self.agents.modules().items()
+                  if not all(torch.isfinite(p).all() for p in module.parameters())]
+        if broken:
+            raise TrainingDiverged(f"iteration {self.iteration + 1}: non-finite parameters in "
+                                   f"{', '.join(broken)} after the update")
         slots = rollout.user.reward.shape[0] * cfg.num_envs
         stats.update({"lambda": self.lam, "rollout_s": collected - start, "update_s": end - collected,
                       "iteration_s": end - start, "env_slots_per_s": slots / max(collected - start, 1e-9)})

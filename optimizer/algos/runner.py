@@ -100,7 +100,7 @@ def train_run(cfg: TrainConfig, env_cfg: EnvConfig, profiles: str, out_dir: str 
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = {"train": cfg.to_dict(), "env": to_dict(env_cfg), "profiles": profiles,
                 "synthetic_profiles": profiles == SYNTHETIC, "services": list(catalog.service_names),
-                "device": str(trainer.device)}
+                "device": str(trainer.device), "precision": "bf16" if trainer.bf16 else "fp32"}
     (run_dir / "config.json").write_text(json.dumps(resolved, indent=2))
     csv_log = MetricsCSV(run_dir / "metrics.csv")
     csv_log.rewrite(history)

@@ -2,7 +2,8 @@
 
 A batched environment must equal B single environments under the same seeds without a Python loop
 over copies, which rules out one ``torch.Generator`` per copy. Instead every random number is a hash
-of (copy seed, episode, purpose, slot, index): ``u = (top 24 bits of lowbias32(key ^ index) + 0.5) / 2^24``.
+of (copy seed, episode, purpose, slot, index): ``u = (top 24 bits of lowbias32(key ^ index) + 0.5) / 2^24``
+(the largest value clamped to just below 1, see :func:`unit_interval`).
 ``lowbias32`` is Chris Wellons' 32-bit integer hash (bijective, low avalanche bias). Products are
 split in 16-bit halves so every intermediate stays below 2^49 in int64 — no reliance on overflow.
 """
@@ -51,8 +52,19 @@ def uniform(key: torch.Tensor, n: int) -> torch.Tensor:
     """(B, n) float32 uniforms in (0, 1) from per-copy keys (B,); the same key gives the same row."""
     index = torch.arange(n, dtype=torch.int64, device=key.device)
     bits = lowbias32(key.unsqueeze(1) ^ _mul32(index, _GOLDEN))
-    # 24 high bits: exactly representable in float32, strictly inside (0, 1)
-    return ((bits >> 8).to(torch.float32) + 0.5) * (1.0 / 16777216.0)
+    return unit_interval(bits)
+
+
+# Largest float32 below 1. (2^24 − 1 + 0.5) / 2^24 = 1 − 2^−25 is a tie between 1 − 2^−24 and 1 and
+# rounds to 1.0 in float32; ndtri(1) = inf then gave an infinite shadowing loss, a zero channel gain
+# and −inf in the observation (about one episode in 170; found when a training run hit NaN).
+_BELOW_ONE = 1.0 - 2.0 ** -24
+
+
+def unit_interval(bits: torch.Tensor) -> torch.Tensor:
+    """32-bit hashes (int64 in [0, 2^32)) → float32 strictly inside (0, 1): (top 24 bits + 0.5) / 2^24,
+    the top value clamped to the largest float32 below 1."""
+    return (((bits >> 8).to(torch.float32) + 0.5) * (1.0 / 16777216.0)).clamp_max(_BELOW_ONE)
 
 
 def normal(u: torch.Tensor) -> torch.Tensor:

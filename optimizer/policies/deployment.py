@@ -53,15 +53,22 @@ class DeploymentActorCritic(nn.Module):
     """GRU policy over services with a step-value head; one module because the GRU is shared."""
 
     def __init__(self, num_services: int, num_servers: int, hidden: int = 256,
-                 stop_action: bool = False, centralised: bool = True) -> None:
+                 stop_action: bool = False, centralised: bool = True, observe_previous: bool = False) -> None:
         super().__init__()
         self.num_services = num_services
+        self.num_servers = num_servers
         self.stop_action = stop_action
         self.centralised = centralised
+        self.observe_previous = observe_previous
         num_choices = num_services + int(stop_action)
-        # step input [I·r, I·h_j, D_i / S_j | x^st, remaining / S_j]: the first three blocks are fixed
-        # for the whole sequence, so their projection is computed once (same function as one Linear)
-        self.encode_fixed = orthogonal_init(nn.Linear(3 * num_services, hidden))
+        # step input [I·r, I·h_j, D_i / S_j (, x_j(t−ΔT), coverage) | x^st, remaining / S_j]: the blocks
+        # before | are fixed for the whole sequence, so their projection is computed once (same as one
+        # Linear). With observe_previous (an extension of eq. 14, off by default) the actor also sees
+        # its own previous deployment x_{·,j}(t − ΔT) and the share of servers that hosted each service:
+        # a server can then keep its models (no migration, eq. 23) without every server sharing the
+        # policy collapsing onto the same set, and can see what nobody hosts.
+        fixed_blocks = 3 + 2 * int(observe_previous)
+        self.encode_fixed = orthogonal_init(nn.Linear(fixed_blocks * num_services, hidden))
         self.encode_step = orthogonal_init(nn.Linear(num_services + 1, hidden, bias=False))
         # GRU cell (Cho et al. 2014; torch's gate order r, z, n), orthogonal weights, zero biases
         self.gru_input = orthogonal_init(nn.Linear(hidden, 3 * hidden), 1.0)
@@ -116,10 +123,24 @@ class DeploymentActorCritic(nn.Module):
         hidden = self._recur(self.gru_input(self._inputs(fixed, chosen, storage, sizes)), hidden)
         return hidden, self.policy_head(hidden)
 
+    def previous_deployment(self, prev_deployment: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_{·,j}(t − ΔT), Σ_j' x_{·,j'}(t − ΔT) / J), each (N, I), from vec(X(t − ΔT)) (N, J·I).
+
+        Agents come ordered (copy, server), N = B·J, as everywhere in the trainer: agent n is server
+        n mod J, so its own row is block n mod J of its copy's vec(X).
+        """
+        J, I = self.num_servers, self.num_services
+        x = prev_deployment.float().view(-1, J, J, I)              # (B, agent j, server j', I)
+        own = torch.diagonal(x, dim1=1, dim2=2).transpose(1, 2)     # (B, J, I): row j of agent j
+        return own.reshape(-1, I), x.mean(2).reshape(-1, I)
+
     def _prepare(self, demand, prev_deployment, storage_bytes, model_bytes):
         """Per-sequence constants: projection of [I·r, I·h_j, D_i / S_j], critic context, h_0 = 0."""
         size_frac = (model_bytes.unsqueeze(0) / storage_bytes.unsqueeze(-1)).clamp(max=2.0).float()
-        fixed = self.encode_fixed(torch.cat([self.demand_features(demand), size_frac], dim=-1))
+        blocks = [self.demand_features(demand), size_frac]
+        if self.observe_previous:
+            blocks += list(self.previous_deployment(prev_deployment))
+        fixed = self.encode_fixed(torch.cat(blocks, dim=-1))
         if self.value_context is not None:
             value_ctx = self.value_context(prev_deployment.float())
         else:
