@@ -135,7 +135,8 @@ def throughput(args) -> None:
         stats = [trainer.train_iteration() for _ in range(4)][1:]
         row = {"num_envs": num_envs, "slots_per_iteration": num_envs * env_cfg.slots_per_episode,
                "precision": "bf16" if trainer.bf16 else "fp32", "threads": torch.get_num_threads()}
-        for key in ("env_slots_per_s", "rollout_s", "update_s", "iteration_s"):
+        for key in ("env_slots_per_s", "rollout_s", "update_s", "user_update_s", "alloc_update_s",
+                    "dep_update_s", "iteration_s"):
             row[key] = statistics.median(s[key] for s in stats)
         results.append(row)
         print(json.dumps(row), flush=True)

@@ -89,12 +89,14 @@ class Trainer:
         measured_delay = float(rollout.user.cost.mean())
         if self.spec.lagrangian:
             self.lagrange.update(measured_delay, self.env_cfg.cost.delay_limit_s)
+        updates = [("user", self._update_users, rollout.user), ("alloc", self._update_allocation, rollout.alloc),
+                   ("dep", self._update_deployment, rollout.dep)]
         with autocast(self.device, self.bf16):      # the losses themselves are float32 (autocast rules)
-            stats.update(self._update_users(rollout))
-            if rollout.alloc is not None:
-                stats.update(self._update_allocation(rollout))
-            if rollout.dep is not None:
-                stats.update(self._update_deployment(rollout))
+            for layer, update, buffer in updates:
+                if buffer is not None:               # None: a heuristic plays this layer
+                    began = time.perf_counter()
+                    stats.update(update(rollout))
+                    stats[f"{layer}_update_s"] = time.perf_counter() - began
         end = time.perf_counter()
         broken = [name for name, module in self.agents.modules().items()
                   if not all(torch.isfinite(p).all() for p in module.parameters())]

@@ -12,7 +12,8 @@ CSV_COLUMNS = ("iteration", "env_slots", "wall_s", "lambda", "delay_s", "user_co
                "privacy_cost", "success_rate", "served_user_cost", "user_reward", "dep_reward", "alloc_reward",
                "user_loss", "user_value_loss", "user_entropy", "user_approx_kl", "user_clip_frac",
                "alloc_loss", "alloc_value_loss", "alloc_entropy", "dep_loss", "dep_value_loss",
-               "dep_entropy", "rollout_s", "update_s", "iteration_s", "env_slots_per_s")
+               "dep_entropy", "rollout_s", "update_s", "user_update_s", "alloc_update_s", "dep_update_s",
+               "iteration_s", "env_slots_per_s")
 
 # (panel title, [(column, label)], draw the τ̄ line)
 CURVES = (

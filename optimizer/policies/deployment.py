@@ -135,7 +135,8 @@ class DeploymentActorCritic(nn.Module):
         return own.reshape(-1, I), x.mean(2).reshape(-1, I)
 
     def _prepare(self, demand, prev_deployment, storage_bytes, model_bytes):
-        """Per-sequence constants: projection of [I·r, I·h_j, D_i / S_j], critic context, h_0 = 0."""
+        """Per-sequence constants: projection of [I·r, I·h_j, D_i / S_j (, x_j(t−ΔT), coverage)],
+        critic context, h_0 = 0."""
         size_frac = (model_bytes.unsqueeze(0) / storage_bytes.unsqueeze(-1)).clamp(max=2.0).float()
         blocks = [self.demand_features(demand), size_frac]
         if self.observe_previous:
@@ -211,7 +212,8 @@ class DeploymentActorCritic(nn.Module):
         """Re-run the GRU on the stored sequence: (log π(M) eq. 30, mean step entropy, V(M) eq. 29).
 
         Teacher forcing: x^st before step n is the union of the services picked at active steps < n,
-        so every step's input is known up front and the GRU runs the sequence in one call.
+        so every step's input is known up front: the input projection and the heads run once over all
+        steps, and only the recurrence loops.
         """
         fixed, value_ctx, hidden = self._prepare(demand, prev_deployment, storage_bytes, model_bytes)
         steps = int(active.any(0).nonzero().max().item()) + 1 if active.any() else 1
