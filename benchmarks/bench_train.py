@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--runs", default=None, metavar="ALGO:SEED,...",
                         help="train only these (algorithm, seed) pairs instead of --algos × --seeds")
     parser.add_argument("--no-baselines", action="store_true", help="skip the heuristic baselines")
+    parser.add_argument("--summarise", action="store_true",
+                        help="only rebuild OUT/summary.* and OUT/convergence.png from OUT/rows")
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--num-envs", type=int, default=1)
     parser.add_argument("--profiles", default="data/profiles")
@@ -78,6 +80,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     profiles = SYNTHETIC if args.synthetic_profiles else args.profiles
     env_cfg = EnvConfig()
+    if args.summarise:
+        _write(out, meta_of(args, profiles, [], time.strftime("%Y-%m-%d %H:%M:%S")), env_cfg)
+        return
     catalog = load_catalog(profiles, env_cfg)
     seeds = [int(s) for s in args.seeds.split(",")]
     algos = args.algos.split(",")
@@ -116,6 +121,7 @@ def main() -> None:
 
 
 def _save_row(rows_dir: Path, row: dict) -> None:
+    row["command"] = " ".join(sys.argv)
     (rows_dir / f"{row['policy']}-s{row['seed']}.json").write_text(json.dumps(row))
     print(json.dumps(row), flush=True)
 
@@ -178,6 +184,9 @@ def _write(out: Path, meta: dict, env_cfg: EnvConfig) -> None:
             summary[policy]["iterations"] = sorted({r["iterations"] for r in mine})
             summary[policy]["env_slots_per_s"] = _mean_ci([r["env_slots_per_s"] for r in mine])
             summary[policy]["iteration_s"] = _mean_ci([r["iteration_s"] for r in mine])
+    learned = [r for r in rows if r["policy"] in ALGORITHMS]     # what the rows hold, whoever wrote them
+    meta = {**meta, "row_commands": sorted({r["command"] for r in rows if "command" in r}),
+            "seeds": sorted({r["seed"] for r in rows}), "iterations": sorted({r["iterations"] for r in learned})}
     (out / "summary.json").write_text(json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=1))
     with open(out / "summary.csv", "w", newline="") as fh:
         keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "policy", k != "seed", k))
