@@ -37,6 +37,7 @@ from optimizer.config import EnvConfig  # noqa: E402
 from optimizer.env import EdgeEnv  # noqa: E402
 from optimizer.evaluate import METRICS, evaluate_baseline, run_episodes  # noqa: E402
 from optimizer.policies.adapters import load_policies  # noqa: E402
+from profiler.errors import UserInputError  # noqa: E402
 
 EVAL_SEED = 777          # evaluation episodes: never used in training (training seeds start at 5e8)
 BASELINES = ("random", "greedy", "lagrangian")
@@ -86,8 +87,10 @@ def main() -> None:
     catalog = load_catalog(profiles, env_cfg)
     seeds = [int(s) for s in args.seeds.split(",")]
     algos = args.algos.split(",")
-    jobs = ([(a, int(sd)) for a, sd in (item.split(":") for item in args.runs.split(","))] if args.runs
-            else [(a, sd) for a in algos for sd in seeds])
+    jobs = parse_runs(args.runs) if args.runs else [(a, sd) for a in algos for sd in seeds]
+    unknown = sorted({a for a, _ in jobs} - set(ALGORITHMS))
+    if unknown:
+        raise UserInputError(f"unknown algorithm {', '.join(unknown)} (allowed: {', '.join(ALGORITHMS)})")
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     rows_dir = out / "rows"
     rows_dir.mkdir(exist_ok=True)
@@ -118,6 +121,17 @@ def main() -> None:
             row["final_lambda"] = evaluation.extra.get("lambda", float("nan"))
             _save_row(rows_dir, row)
     _write(out, meta_of(args, profiles, seeds, started), env_cfg)
+
+
+def parse_runs(text: str) -> list[tuple[str, int]]:
+    """``hc-mappo-l:0,h-mappo:1`` → [("hc-mappo-l", 0), ("h-mappo", 1)]; anything else is refused."""
+    jobs = []
+    for item in text.split(","):
+        algo, _, seed = item.partition(":")
+        if not seed.isdigit():
+            raise UserInputError(f"--runs {item!r}: expected ALGO:SEED, e.g. hc-mappo-l:0")
+        jobs.append((algo, int(seed)))
+    return jobs
 
 
 def _save_row(rows_dir: Path, row: dict) -> None:
@@ -251,4 +265,8 @@ def _plot(curves: dict, path: Path, limit: float, meta: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserInputError as exc:                 # bad input: one line, exit code 2, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -27,6 +27,7 @@ from optimizer.algos.runner import load_catalog  # noqa: E402
 from optimizer.env import EdgeEnv  # noqa: E402
 from optimizer.evaluate import METRICS  # noqa: E402
 from optimizer.policies.adapters import load_policies  # noqa: E402
+from profiler.errors import UserInputError  # noqa: E402
 
 
 @torch.no_grad()
@@ -86,4 +87,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserInputError as exc:                 # bad input: one line, exit code 2, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
