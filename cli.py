@@ -6,7 +6,7 @@
     python cli.py evaluate --policy all       heuristic baselines on the CMDP environment
     python cli.py train --profiles data/profiles   HC-MAPPO-L and its ablations
 
-Library code raises ``profiler.errors.UserInputError`` for bad input; it is printed here as one
+Library code raises ``common.errors.UserInputError`` for bad input; it is printed here as one
 line on stderr with exit code 2, never a traceback.
 """
 
@@ -16,7 +16,7 @@ import sys
 
 import click
 
-from profiler.errors import UserInputError
+from common.errors import UserInputError
 
 
 class _Main(click.Group):

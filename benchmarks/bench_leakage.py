@@ -30,12 +30,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common.devices import resolve_device  # noqa: E402
 from inversion.attack import TrainConfig, pixel_loss  # noqa: E402
 from inversion.data import Normalizer, embedded  # noqa: E402
 from inversion.decoder import Decoder, FeatureStandardizer  # noqa: E402
 from inversion.features import autocast, iter_split_features  # noqa: E402
 from profiler.graph import split_model  # noqa: E402
-from profiler.latency import resolve_device  # noqa: E402
 from profiler.zoo import load_model  # noqa: E402
 
 

@@ -30,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common.errors import UserInputError  # noqa: E402
 from optimizer.algos.ablations import ALGORITHMS  # noqa: E402
 from optimizer.algos.config import TrainConfig  # noqa: E402
 from optimizer.algos.runner import SYNTHETIC, load_catalog, train_run  # noqa: E402
@@ -37,7 +38,6 @@ from optimizer.config import EnvConfig  # noqa: E402
 from optimizer.env import EdgeEnv  # noqa: E402
 from optimizer.evaluate import METRICS, evaluate_baseline, run_episodes  # noqa: E402
 from optimizer.policies.adapters import load_policies  # noqa: E402
-from profiler.errors import UserInputError  # noqa: E402
 
 EVAL_SEED = 777          # evaluation episodes: never used in training (training seeds start at 5e8)
 BASELINES = ("random", "greedy", "lagrangian")

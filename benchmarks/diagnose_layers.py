@@ -22,12 +22,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common.errors import UserInputError  # noqa: E402
 from optimizer import baselines  # noqa: E402
 from optimizer.algos.runner import load_catalog  # noqa: E402
 from optimizer.env import EdgeEnv  # noqa: E402
 from optimizer.evaluate import METRICS  # noqa: E402
 from optimizer.policies.adapters import load_policies  # noqa: E402
-from profiler.errors import UserInputError  # noqa: E402
 
 
 @torch.no_grad()

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
+from common.devices import DEVICES
+from common.errors import UserInputError
+from common.precision import PRECISIONS
 from inversion.attack import LOSSES
 from inversion.config import BUDGETS
 from inversion.run import LeakageRequest, RunSummary, parse_layers, run_leakage
-from profiler.errors import UserInputError
-from profiler.latency import DEVICES
-from profiler.precision import PRECISIONS
 from profiler.weights import NO_WEIGHTS
 
 

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from profiler.errors import UserInputError
+from common.errors import UserInputError
+
 
 #: scikit-image sample photographs used by the embedded set (grayscale ones are replicated to RGB).
 EMBEDDED_SOURCES: tuple[str, ...] = (

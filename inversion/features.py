@@ -14,7 +14,8 @@ from typing import Iterator, Protocol, Sequence
 import torch
 from torch import nn
 
-from profiler.precision import autocast
+from common.precision import autocast
+
 
 CACHE_DTYPE = torch.bfloat16
 CACHE_DTYPE_BYTES = 2

@@ -15,17 +15,17 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
+from common.devices import resolve_device
+from common.errors import UserInputError
+from common.files import check_writable
+from common.precision import use_bf16
 from inversion import report, store
 from inversion.attack import SplitOutcome, attack_split
 from inversion.config import LeakageSettings
 from inversion.data import ImageSet, Normalizer, load_images
 from inversion.features import feature_shapes, iter_split_features
 from inversion.metrics import no_information_floor
-from profiler.errors import UserInputError
 from profiler.graph import SplitModel, split_model
-from profiler.latency import resolve_device
-from profiler.precision import use_bf16
-from profiler.table import check_writable
 from profiler.zoo import LoadedModel, load_model
 
 SAMPLE_COUNT = 8

@@ -4,7 +4,7 @@
 finished split; it is rewritten atomically after every split, so an interrupted run keeps what it
 finished, and a rerun with the same settings skips those splits. After every split the profile table
 gets ``splits[z]["leakage"]`` and ``leakage_meta`` (only those fields; cost fields are untouched),
-written with :func:`profiler.table.write_atomic` and checked with :func:`profiler.table.validate`.
+written with :func:`common.files.write_json` and checked with :func:`profiler.table.validate`.
 A profile always describes one set of settings: splits not measured under the current settings are
 ``null``, except the paper's boundary cases (z = 0: SSIM 1, z = L: SSIM 0, ``measured: false``).
 """
@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from common import files
+from common.errors import UserInputError
 from inversion.config import THREAT_MODEL, LeakageSettings
 from profiler import table as profile_table
-from profiler.errors import UserInputError
 
 RESULTS_NAME = "results.json"
 SAMPLES_DIR = "samples"
@@ -58,7 +59,7 @@ class Results:
                 "splits": {str(z): self.splits[z] for z in sorted(self.splits)}}
 
     def save(self, folder: Path) -> Path:
-        return profile_table.write_atomic(folder / RESULTS_NAME, self.as_json())
+        return files.write_json(folder / RESULTS_NAME, self.as_json())
 
 
 def open_results(folder: Path, settings: LeakageSettings, num_units: int, force: bool) -> tuple[Results, str]:
@@ -128,14 +129,14 @@ def update_profile(path: Path, results: Results) -> dict[str, Any]:
             split["leakage"] = None
     table["leakage_meta"] = leakage_meta(results)
     profile_table.validate(table, source=str(path))
-    profile_table.write_atomic(path, table)
+    files.write_json(path, table)
     return table
 
 
 def save_samples(folder: Path, name: str, images: np.ndarray) -> Path:
     """``images`` (K × H × W × 3 in [0, 1]) as uint8 ``<folder>/samples/<name>.npy``, written atomically."""
     target = folder / SAMPLES_DIR / f"{name}.npy"
-    with profile_table.atomic_open(target, "wb") as fh:
+    with files.atomic_open(target, "wb") as fh:
         np.save(fh, np.round(np.clip(images, 0, 1) * 255).astype(np.uint8))
     return target
 

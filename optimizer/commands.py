@@ -10,13 +10,13 @@ from pathlib import Path
 import click
 import torch
 
+from common.devices import DEVICES, resolve_device
+from common.errors import UserInputError
+from common.files import atomic_open, check_writable
 from optimizer import baselines
 from optimizer.config import EvaluateConfig, apply_overrides, from_dict, load_file, to_dict
 from optimizer.env import EdgeEnv, ServiceCatalog
 from optimizer.evaluate import METRICS, EvalResult, evaluate_baseline, run_episodes
-from profiler.errors import UserInputError
-from profiler.latency import DEVICES, resolve_device
-from profiler.table import atomic_open, check_writable
 
 _COLUMNS = (("energy_j", "energy (J)"), ("privacy_cost", "privacy cost"), ("delay_s", "delay (s)"),
             ("success_rate", "success"), ("user_cost", "user cost"), ("served_user_cost", "cost/served"))

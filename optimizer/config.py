@@ -26,8 +26,9 @@ from typing import Any, Literal
 
 import yaml
 
-from profiler.errors import UserInputError
-from profiler.table import read_text
+from common.errors import UserInputError
+from common.files import read_text
+
 
 Range = tuple[float, float]
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 import torch
 
+from common.precision import PRECISIONS
 from optimizer.algos.ablations import ALGORITHMS
 from optimizer.algos.config import TrainConfig
 from optimizer.algos.hc_mappo_l import TrainingDiverged
 from optimizer.algos.runner import SYNTHETIC, train_run
 from optimizer.config import EnvConfig, apply_overrides, from_dict
-from profiler.precision import PRECISIONS
 
 
 def build_configs(overrides: tuple[str, ...], **flags) -> tuple[TrainConfig, EnvConfig]:

@@ -18,9 +18,10 @@ from typing import Any, Sequence
 
 import torch
 
+from common.errors import UserInputError
+from common.files import write_json
 from profiler import table as schema
 from profiler.costs import COMPUTE_CONVENTION, count_units, state_sizes, tensor_bytes, uncounted_report
-from profiler.errors import UserInputError
 from profiler.graph import split_model
 from profiler.latency import LatencyConfig, measure_units
 from profiler.zoo import LoadedModel
@@ -157,4 +158,4 @@ def write_profile(path: str | Path, table: dict[str, Any]) -> Path:
         raise UserInputError(f"--out {path}: is a folder; give a file name, or use --all for a folder")
     table = keep_leakage(table, _existing(path))
     schema.validate(table, source=str(path))
-    return schema.write_atomic(path, table)
+    return write_json(path, table)

@@ -16,13 +16,14 @@ import click
 import torch
 from tqdm import tqdm
 
+from common.devices import DEVICES, resolve_device
+from common.errors import UserInputError
+from common.files import atomic_open, check_writable
 from profiler import zoo as model_zoo
 from profiler.build import ProfileOptions, profile_model, write_profile
-from profiler.errors import UserInputError
 from profiler.graph import split_model
-from profiler.latency import DEVICES, LatencyConfig, resolve_device
+from profiler.latency import LatencyConfig
 from profiler.render import format_tables, si
-from profiler.table import atomic_open, check_writable
 from profiler.weights import NO_WEIGHTS
 
 FORMATS = ("table", "json", "csv")

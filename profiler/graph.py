@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from profiler.errors import UserInputError
+from common.errors import UserInputError
+
 
 #: Module types and functions that make a node *computational* (they open a new unit).
 COMPUTATIONAL_MODULES: tuple[type[nn.Module], ...] = (

@@ -18,9 +18,8 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from profiler.errors import UserInputError
-
-DEVICES = ("auto", "cpu", "cuda")
+from common.devices import DEVICES, resolve_device
+from common.errors import UserInputError
 
 
 @dataclass(frozen=True)
@@ -36,17 +35,6 @@ class LatencyConfig:
             raise UserInputError(f"--device {self.device!r}: expected one of {', '.join(DEVICES)}")
         if self.repeats < 1 or self.warmup < 0:
             raise UserInputError(f"--repeats {self.repeats} / warm-up {self.warmup}: need repeats >= 1, warm-up >= 0")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA if available else CPU; ``cuda`` without a GPU is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserInputError("--device cuda: no CUDA GPU is available here (use --device cpu or auto)")
-    if name not in DEVICES:
-        raise UserInputError(f"--device {name!r}: expected one of {', '.join(DEVICES)}")
-    return torch.device(name)
 
 
 def _synchroniser(device: torch.device) -> Callable[[], None]:

@@ -43,15 +43,15 @@ sent) has SSIM 1 and split L (nothing sent) SSIM 0; those two entries have ``"me
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import Any
 
-from profiler.errors import UserInputError
+from common.errors import UserInputError
+from common.files import read_text
+
 
 SCHEMA_VERSION = 1
 
@@ -159,16 +159,6 @@ def validate(table: dict[str, Any], source: str = "profile", require_leakage: bo
             raise _fail(source, where + "leakage.ssim", f"must be an SSIM in [0, 1], got {ssim!r}")
 
 
-def read_text(path: str | os.PathLike, what: str) -> str:
-    """The UTF-8 text of a file the user named; a missing, unreadable or binary file is a user error."""
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserInputError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise UserInputError(f"{path}: cannot read {what} (not UTF-8 text)") from None
-
-
 def read(path: str | os.PathLike, require_leakage: bool = False) -> dict[str, Any]:
     """Load and validate one profile table; errors name the file and the field."""
     path = Path(path)
@@ -179,69 +169,6 @@ def read(path: str | os.PathLike, require_leakage: bool = False) -> dict[str, An
         raise UserInputError(f"{path}: not valid JSON ({exc.msg}: line {exc.lineno}, column {exc.colno})") from None
     validate(table, source=str(path), require_leakage=require_leakage)
     return table
-
-
-def check_writable(path: str | os.PathLike, option: str = "--out", folder: bool = False) -> None:
-    """Fail fast, before long work, if ``path`` (a file, or with ``folder`` a folder) could not be written.
-
-    No side effects: walks up to the nearest existing ancestor, which must be a folder this process
-    may write into; a file target must not be an existing folder, a folder target not an existing file.
-    """
-    path = Path(path)
-    if not folder and path.is_dir():
-        raise UserInputError(f"{option} {path}: is a folder; give a file name")
-    ancestor = path if folder else path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise UserInputError(f"{option} {path}: {ancestor} is a file, not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UserInputError(f"{option} {path}: no permission to write in {ancestor}")
-
-
-def _current_umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
-
-
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -> Iterator[IO]:
-    """Open a temporary file beside ``path`` for writing; on success rename it onto ``path``.
-
-    The file gets the usual permissions (``0o666 & ~umask``; ``mkstemp`` alone makes 0600). If the
-    ``with`` body raises (or is interrupted), the temporary file is removed and a previous ``path`` is
-    left intact: nothing half-written is ever visible. The parent folder is created when missing.
-    A folder that cannot be created or written raises :class:`UserInputError` naming ``path``.
-    """
-    if mode not in ("w", "wb"):
-        raise ValueError(f"atomic_open writes whole files; mode must be 'w' or 'wb', got {mode!r}")
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise UserInputError(f"{path}: cannot write here ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, mode, **open_kwargs) as fh:
-            yield fh
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        try:
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise UserInputError(f"{path}: cannot write here ({exc.strerror or exc})") from None
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_atomic(path: str | os.PathLike, table: dict[str, Any]) -> Path:
-    """Write ``table`` as indented JSON to ``path`` with :func:`atomic_open` (all or nothing)."""
-    with atomic_open(path) as fh:
-        json.dump(table, fh, indent=1)
-        fh.write("\n")
-    return Path(path)
 
 
 def read_dir_with_files(folder: str | os.PathLike, require_leakage: bool = False

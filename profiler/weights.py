@@ -14,7 +14,8 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from profiler.errors import UserInputError
+from common.errors import UserInputError
+
 
 NO_WEIGHTS = "none"
 DEFAULT_SEED = 0

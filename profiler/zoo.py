@@ -27,8 +27,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from common.errors import UserInputError
 from profiler import lenet
-from profiler.errors import UserInputError
 from profiler.weights import DEFAULT_SEED, NO_WEIGHTS, apply_weights
 
 ModelFactory = Callable[[], nn.Module]

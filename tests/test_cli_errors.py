@@ -13,9 +13,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from common.errors import UserInputError
 from cli import main
 from inversion.run import parse_layers
-from profiler.errors import UserInputError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "profiles"
 EVALUATE = ["evaluate", "--profiles", str(FIXTURES), "--policy", "local-only", "--episodes", "1", "--slots", "1",

@@ -6,9 +6,9 @@ import shutil
 import pytest
 import torch
 
+from common.errors import UserInputError
 from optimizer.env import ServiceCatalog
 from optimizer.env.synthetic import synthetic_zoo
-from profiler.errors import UserInputError
 from envtools import FIXTURES, tiny_catalog
 
 

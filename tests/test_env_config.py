@@ -2,8 +2,8 @@
 
 import pytest
 
+from common.errors import UserInputError
 from optimizer.config import EnvConfig, EvaluateConfig, build_config, from_dict, to_dict
-from profiler.errors import UserInputError
 
 
 def test_defaults_are_table_one():

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from profiler.errors import UserInputError
+from common.errors import UserInputError
 from profiler.graph import EXPLICIT_UNITS_ATTR, split_model
 from profiler.zoo import available, load_model
 

@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from common.devices import resolve_device
+from common.errors import UserInputError
 from profiler import latency
-from profiler.errors import UserInputError
-from profiler.latency import LatencyConfig, measure_units, median_ms, resolve_device
+from profiler.latency import LatencyConfig, measure_units, median_ms
 
 
 def test_median_of_timed_runs_after_warmup_round_robin(monkeypatch):

@@ -8,8 +8,9 @@ import os
 
 import pytest
 
+from common import files
+from common.errors import UserInputError
 from profiler import table
-from profiler.errors import UserInputError
 
 
 def _tiny() -> dict:
@@ -34,7 +35,7 @@ def _tiny() -> dict:
 
 
 def test_a_well_formed_table_passes_and_round_trips(tmp_path) -> None:
-    path = table.write_atomic(tmp_path / "tiny.json", _tiny())
+    path = files.write_json(tmp_path / "tiny.json", _tiny())
     assert table.read(path) == _tiny()
     assert list(table.read_dir(tmp_path)) == ["tiny"]
 
@@ -83,7 +84,7 @@ def test_unreadable_and_invalid_json_name_the_file(tmp_path) -> None:
 
 
 def test_interrupted_write_leaves_the_previous_file_intact(tmp_path, monkeypatch) -> None:
-    path = table.write_atomic(tmp_path / "tiny.json", _tiny())
+    path = files.write_json(tmp_path / "tiny.json", _tiny())
     before = path.read_text()
     newer = copy.deepcopy(_tiny())
     newer["weights"] = "changed"
@@ -93,7 +94,7 @@ def test_interrupted_write_leaves_the_previous_file_intact(tmp_path, monkeypatch
 
     monkeypatch.setattr(table.json, "dump", crash)
     with pytest.raises(KeyboardInterrupt):
-        table.write_atomic(path, newer)
+        files.write_json(path, newer)
     assert path.read_text() == before
     assert sorted(os.listdir(tmp_path)) == ["tiny.json"]  # no temporary file left behind
 
@@ -133,8 +134,8 @@ def test_a_binary_file_is_refused_not_crashed(tmp_path) -> None:
 
 
 def test_two_tables_for_one_model_are_refused(tmp_path) -> None:
-    table.write_atomic(tmp_path / "a.json", _tiny())
-    table.write_atomic(tmp_path / "b.json", _tiny())
+    files.write_json(tmp_path / "a.json", _tiny())
+    files.write_json(tmp_path / "b.json", _tiny())
     with pytest.raises(UserInputError, match="b.json: model 'tiny' has a second table"):
         table.read_dir(tmp_path)
 
@@ -142,7 +143,7 @@ def test_two_tables_for_one_model_are_refused(tmp_path) -> None:
 def test_atomic_open_gives_umask_permissions_and_writes_bytes(tmp_path) -> None:
     old = os.umask(0o027)
     try:
-        with table.atomic_open(tmp_path / "sub" / "blob.bin", "wb") as fh:
+        with files.atomic_open(tmp_path / "sub" / "blob.bin", "wb") as fh:
             fh.write(b"\x00\x01")
     finally:
         os.umask(old)
@@ -154,23 +155,23 @@ def test_atomic_open_gives_umask_permissions_and_writes_bytes(tmp_path) -> None:
 def test_atomic_open_into_a_file_is_a_user_error_and_leaves_nothing(tmp_path) -> None:
     (tmp_path / "plain").write_text("x")
     with pytest.raises(UserInputError, match="plain/out.txt: cannot write here"):
-        with table.atomic_open(tmp_path / "plain" / "out.txt") as fh:
+        with files.atomic_open(tmp_path / "plain" / "out.txt") as fh:
             fh.write("never")
     (tmp_path / "folder").mkdir()
     with pytest.raises(UserInputError, match="folder: cannot write here"):
-        with table.atomic_open(tmp_path / "folder") as fh:  # rename onto a folder fails
+        with files.atomic_open(tmp_path / "folder") as fh:  # rename onto a folder fails
             fh.write("never")
     assert sorted(os.listdir(tmp_path)) == ["folder", "plain"] and not os.listdir(tmp_path / "folder")
 
 
 def test_check_writable_names_the_blocking_path(tmp_path) -> None:
     (tmp_path / "plain").write_text("x")
-    table.check_writable(tmp_path / "new" / "deeper" / "out.json")  # missing folders are fine
+    files.check_writable(tmp_path / "new" / "deeper" / "out.json")  # missing folders are fine
     with pytest.raises(UserInputError, match="plain is a file, not a folder"):
-        table.check_writable(tmp_path / "plain" / "new" / "out.json")
+        files.check_writable(tmp_path / "plain" / "new" / "out.json")
     with pytest.raises(UserInputError, match="--out .*: is a folder"):
-        table.check_writable(tmp_path)
-    table.check_writable(tmp_path / "new" / "folder", folder=True)
+        files.check_writable(tmp_path)
+    files.check_writable(tmp_path / "new" / "folder", folder=True)
     with pytest.raises(UserInputError, match="plain is a file, not a folder"):
-        table.check_writable(tmp_path / "plain", folder=True)
+        files.check_writable(tmp_path / "plain", folder=True)
     assert sorted(os.listdir(tmp_path)) == ["plain"]  # no side effects

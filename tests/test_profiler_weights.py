@@ -6,8 +6,8 @@ import torch
 
 import pytest
 
+from common.errors import UserInputError
 from profiler import lenet
-from profiler.errors import UserInputError
 from profiler.zoo import load_model
 
 

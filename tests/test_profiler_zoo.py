@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
+from common.errors import UserInputError
 from profiler import lenet
-from profiler.errors import UserInputError
 from profiler.graph import split_model
 from profiler.zoo import ModelRegistry, available, build_on_meta, load_model, parse_input_shape
 

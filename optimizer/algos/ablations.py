@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common.errors import UserInputError
 from optimizer.baselines import EqualShare, LRUDeployment
-from profiler.errors import UserInputError
 
 
 @dataclass(frozen=True)

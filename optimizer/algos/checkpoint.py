@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from profiler.errors import UserInputError
+from common.errors import UserInputError
+
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT = 1

@@ -12,8 +12,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from profiler.errors import UserInputError
-from profiler.precision import PRECISIONS
+from common.errors import UserInputError
+from common.precision import PRECISIONS
 
 
 @dataclass

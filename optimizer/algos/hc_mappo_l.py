@@ -16,6 +16,8 @@ import time
 
 import torch
 
+from common.devices import resolve_device
+from common.precision import autocast, use_bf16
 from optimizer.algos import ppo
 from optimizer.algos.ablations import get_spec
 from optimizer.algos.agents import Agents, EnvDims, ValueNormalisers, build_agents
@@ -24,8 +26,6 @@ from optimizer.algos.gae import gae, next_values_from
 from optimizer.algos.lagrange import LagrangeMultiplier, PIDLagrangeMultiplier
 from optimizer.algos.rollout import METRIC_NAMES, Rollout, collect
 from optimizer.env import EdgeEnv
-from profiler.latency import resolve_device
-from profiler.precision import autocast, use_bf16
 
 
 TRAIN_SEED_BASE = 500_000_000

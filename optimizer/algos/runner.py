@@ -20,13 +20,13 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
+from common.errors import UserInputError
 from optimizer.algos import checkpoint
 from optimizer.algos.config import TrainConfig
 from optimizer.algos.hc_mappo_l import Trainer
 from optimizer.algos.logging import MetricsCSV, TensorBoardLog, plot_curves
 from optimizer.config import EnvConfig, from_dict, to_dict
 from optimizer.env import ServiceCatalog
-from profiler.errors import UserInputError
 
 SYNTHETIC = "synthetic"
 

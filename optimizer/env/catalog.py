@@ -24,8 +24,8 @@ from typing import Any, Mapping
 
 import torch
 
+from common.errors import UserInputError
 from profiler import table as profile_table
-from profiler.errors import UserInputError
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
+from common.errors import UserInputError
 from optimizer.policies.allocation import AllocationActor, user_tokens
 from optimizer.policies.deployment import DeploymentActorCritic, deployment_inputs
 from optimizer.policies.user import UserActor
-from profiler.errors import UserInputError
 
 
 def _check_width(what: str, got: int, expected: int) -> None:

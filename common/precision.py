@@ -10,7 +10,8 @@ from contextlib import nullcontext
 
 import torch
 
-from profiler.errors import UserInputError
+from common.errors import UserInputError
+
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
