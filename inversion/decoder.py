@@ -4,10 +4,16 @@ Shaped by the feature it inverts (after Dosovitskiy & Brox, the paper's [29]):
 
 * conv features ``C × h × w`` → 1×1 projection, a 3×3 conv, then ``k = round(log2(H / h))`` stages of
   (×2 nearest upsampling, 3×3 conv, halving the width), a final resize to ``H × W`` when ``H / h`` is
-  not a power of two, and a 3×3 conv to RGB with a sigmoid (images in [0, 1]);
-* vector features (any other rank, or ``C × 1 × 1``) → linear → reshape to ``width × s × s`` with
-  ``s = H / 2^k ≤ 4`` → the same upsampling stages. A vector much longer than ``width·s²`` (VGG's
-  25,088-long flatten) enters through a rank-512 factorised linear map, 4× fewer weights to train.
+  not a power of two, and a 3×3 conv to the image's channels with a sigmoid (images in [0, 1]);
+* vector features (any other rank, or ``C × 1 × 1``) → a learned linear map to a spatial *seed* of
+  ``width × s × s`` with ``s = H / 8`` (at least 4), then the same 3×3 conv and upsampling stages as a
+  spatial feature of that side. A seed at 1/8 of the image keeps enough positions for the linear map
+  to lay the information out spatially (a 4×4 seed starved it: a flattened 8×8 image measured 0.09
+  SSIM below its spatial form, NOTES.md). A vector longer than ``vector_rank`` whose full map would
+  exceed ``FULL_LINEAR_LIMIT`` weights enters through a rank-``vector_rank`` factorised map.
+
+Flattened conv features are not vectors here: :mod:`inversion.features` hands them over in their
+pre-flatten shape (the server runs the rest of the model, so it knows that shape).
 
 The feature is first standardised per channel with statistics of the auxiliary set (a fixed affine
 layer of the attacker, stored as buffers), which keeps optimisation well conditioned whatever the
@@ -22,7 +28,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-VECTOR_START_SIDE = 4
+VECTOR_SEED_FRACTION = 8     # vector seed side = image side / 8
+VECTOR_MIN_SIDE = 4
+FULL_LINEAR_LIMIT = 8_000_000   # weights of a full vector → seed map before it is factorised
 
 
 @dataclass(frozen=True)
@@ -70,32 +78,34 @@ def _is_spatial(shape: tuple[int, ...]) -> bool:
 
 
 class Decoder(nn.Module):
-    """g_z: feature of shape ``feature_shape`` (batch excluded) → image ``3 × H × W`` in [0, 1]."""
+    """g_z: feature of shape ``feature_shape`` (batch excluded) → image ``channels × H × W`` in [0, 1]."""
 
     def __init__(self, feature_shape: tuple[int, ...], image_size: int, standardizer: FeatureStandardizer,
-                 shape: DecoderShape = DecoderShape()):
+                 shape: DecoderShape = DecoderShape(), channels: int = 3):
         super().__init__()
         self.feature_shape = tuple(feature_shape)
         self.image_size = image_size
         self.standardizer = standardizer
         if _is_spatial(self.feature_shape):
-            channels, side = self.feature_shape[0], min(self.feature_shape[1:])
+            in_channels, side = self.feature_shape[0], min(self.feature_shape[1:])
             stages = max(0, round(math.log2(image_size / side))) if side < image_size else 0
             width = min(shape.max_width, shape.base_width * 2 ** stages)
-            self.stem = nn.Sequential(nn.Conv2d(channels, width, 1), nn.LeakyReLU(0.2), _block(width, width))
-            self.start_side = None
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 1), nn.LeakyReLU(0.2), _block(width, width))
+            self.seed = None
         else:
             in_dim = math.prod(self.feature_shape)
-            stages = max(0, math.ceil(math.log2(image_size / VECTOR_START_SIDE)))
-            self.start_side = max(1, math.ceil(image_size / 2 ** stages))
+            side = min(image_size, max(VECTOR_MIN_SIDE, image_size // VECTOR_SEED_FRACTION))
+            stages = max(0, round(math.log2(image_size / side)))
             width = min(shape.max_width, shape.base_width * 2 ** stages)
-            out_dim = width * self.start_side ** 2
-            if in_dim > 2 * out_dim and in_dim > shape.vector_rank:   # e.g. VGG's 25,088-long flatten
+            out_dim = width * side * side
+            if in_dim > shape.vector_rank and in_dim * out_dim > FULL_LINEAR_LIMIT:   # e.g. VGG's fc6 4096
                 linear = nn.Sequential(nn.Linear(in_dim, shape.vector_rank, bias=False),
                                        nn.Linear(shape.vector_rank, out_dim))
             else:
                 linear = nn.Linear(in_dim, out_dim)
-            self.stem = nn.Sequential(nn.Flatten(), linear, nn.LeakyReLU(0.2))
+            self.seed = nn.Sequential(nn.Flatten(), linear, nn.Unflatten(1, (width, side, side)),
+                                      nn.LeakyReLU(0.2))
+            self.stem = _block(width, width)
         self.width = width
         ups = []
         for _ in range(stages):
@@ -103,14 +113,14 @@ class Decoder(nn.Module):
             ups += [nn.Upsample(scale_factor=2, mode="nearest"), _block(width, out)]
             width = out
         self.upsample = nn.Sequential(*ups)
-        self.to_rgb = nn.Conv2d(width, 3, 3, padding=1)
+        self.to_image = nn.Conv2d(width, channels, 3, padding=1)
 
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
-        x = self.stem(self.standardizer(feature))
-        if self.start_side is not None:
-            x = x.view(x.shape[0], self.width, self.start_side, self.start_side)
-        x = self.upsample(x)
+        x = self.standardizer(feature)
+        if self.seed is not None:
+            x = self.seed(x)
+        x = self.upsample(self.stem(x))
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
             x = nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
                                           align_corners=False)
-        return torch.sigmoid(self.to_rgb(x))
+        return torch.sigmoid(self.to_image(x))
