@@ -4,6 +4,12 @@
     .venv/bin/python benchmarks/bench_leakage.py                       # throughput + wall time, CPU
     .venv/bin/python benchmarks/bench_leakage.py --skip-wall --steps 10
     .venv/bin/python benchmarks/bench_leakage.py --device cuda         # on a lent GPU
+    .venv/bin/python benchmarks/bench_leakage.py --convergence --splits 1,6   # quick vs 4× its steps
+
+Convergence (``--convergence``): for each split of ``--splits`` (resnet18 at 64 px by default), the quick
+budget's decoder and one trained 4× as many steps on the same images and seed; prints the test SSIM of
+both, their difference, and the quick run's stored convergence figure (held-out auxiliary SSIM gain over
+the second half of training).
 
 Throughput: images/s of decoder training (forward + backward + Adam, batch 32) on cached features,
 the median of ``--repeats`` timed blocks of ``--steps`` steps after one warm-up block, in bf16 autocast
@@ -31,8 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from common.devices import resolve_device  # noqa: E402
-from inversion.attack import TrainConfig, pixel_loss  # noqa: E402
-from inversion.data import Normalizer, embedded  # noqa: E402
+from common.precision import use_bf16  # noqa: E402
+from inversion.attack import TrainConfig, attack_split, pixel_loss  # noqa: E402
+from inversion.config import BUDGETS  # noqa: E402
+from inversion.data import Normalizer, embedded, victim_input  # noqa: E402
 from inversion.decoder import Decoder, FeatureStandardizer  # noqa: E402
 from inversion.features import autocast, iter_split_features  # noqa: E402
 from profiler.graph import split_model  # noqa: E402
@@ -45,7 +53,7 @@ def decoder_throughput(features, targets, image_size: int, device: torch.device,
     config = TrainConfig(steps=steps, batch_size=batch)
     decoder = Decoder(tuple(features.shape[1:]), image_size, FeatureStandardizer.fit(features),
                       config.decoder).to(device)
-    optimizer = torch.optim.Adam(decoder.parameters(), lr=config.lr)
+    optimizer = torch.optim.Adam(decoder.parameter_groups(config.lr), lr=config.lr)
     feats, targets = features.to(device), targets.to(device)
 
     def block() -> float:
@@ -84,6 +92,32 @@ def throughput_rows(model_name: str, image_size: int, device: torch.device, step
     return rows
 
 
+def convergence_rows(model_name: str, image_size: int, device: torch.device, splits: list[int],
+                     factor: int = 4) -> list[str]:
+    """Quick budget vs ``factor`` × its steps, same images and seed, per split."""
+    preset = BUDGETS["quick"]
+    loaded = load_model(model_name)
+    model = split_model(loaded.model).to(device)
+    images = embedded(image_size, preset.n_train, preset.n_test, seed=0)
+    bf16 = use_bf16(device, "auto")
+    rows = []
+    for feats in iter_split_features(model, victim_input(images.train, 3), victim_input(images.test, 3), splits,
+                                     device, cache_bytes=1 << 30, bf16=bf16):
+        out = {}
+        for steps in (preset.steps, factor * preset.steps):
+            started = time.perf_counter()
+            outcome = attack_split(feats, images.train, images.test, TrainConfig(steps=steps), device,
+                                   seed=feats.split, bf16=bf16)
+            out[steps] = (outcome, time.perf_counter() - started)
+        (q, q_s), (long, l_s) = out[preset.steps], out[factor * preset.steps]
+        shape = "×".join(str(d) for d in feats.sent_shape)
+        rows.append(f"| {model_name} | {feats.split} | {shape} | {q.leakage.ssim.mean:.3f} | "
+                    f"{q.convergence.gain_last_half:+.3f} | {q_s:.0f} s | {long.leakage.ssim.mean:.3f} | "
+                    f"{l_s:.0f} s | {long.leakage.ssim.mean - q.leakage.ssim.mean:+.3f} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
 def wall_time(model_name: str, image_size: int, device: str, workdir: Path) -> tuple[float, str]:
     profile = workdir / f"{model_name}.json"
     subprocess.run([sys.executable, "cli.py", "profile", model_name, "--format", "json", "--out", str(profile),
@@ -107,12 +141,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-wall", action="store_true")
+    parser.add_argument("--convergence", action="store_true", help="only the quick-vs-4x comparison")
+    parser.add_argument("--splits", default="1,6", help="split points for --convergence")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     models = [m for m in args.models.split(",") if m]
     load = os.getloadavg()[0]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
           f"device {device}, load average {load:.1f} at start, {dt.datetime.now():%Y-%m-%d %H:%M}")
+    if args.convergence:
+        print(f"| model | z | feature | quick SSIM ({BUDGETS['quick'].steps} steps) | its gain 2nd half | time | "
+              f"4x steps SSIM | time | 4x minus quick |\n|---|---|---|---|---|---|---|---|---|")
+        for name in models:
+            convergence_rows(name, args.image_size, device, [int(z) for z in args.splits.split(",")])
+        return
     if not args.skip_throughput:
         print("| model | z | unit | feature | img/s bf16 | img/s fp32 | bf16 gain |\n|---|---|---|---|---|---|---|")
         for name in models:

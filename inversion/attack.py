@@ -34,7 +34,7 @@ class TrainConfig:
 
     steps: int
     batch_size: int = 32
-    lr: float = 2e-3
+    lr: float = 5e-3
     weight_decay: float = 0.0
     loss: str = "mse+ssim"
     ssim_weight: float = 0.5
@@ -135,8 +135,11 @@ def train_decoder(features: SplitFeatures, train_images: torch.Tensor, image_siz
     val_idx, fit_idx = order[:n_val], order[n_val:]
     fit_features = features.train[fit_idx]
     decoder = Decoder(features.shape, image_size, FeatureStandardizer.fit(fit_features),
-                      config.decoder, channels=int(train_images.shape[1])).to(device)
-    optimizer = torch.optim.Adam(decoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+                      config.decoder, channels=int(train_images.shape[1]))
+    decoder.linear_image.fit(decoder.standardizer(fit_features.float()), train_images[fit_idx])
+    decoder = decoder.to(device)
+    optimizer = torch.optim.Adam(decoder.parameter_groups(config.lr), lr=config.lr,
+                                 weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config.steps))
     targets = train_images[fit_idx].to(device)
     val_features, val_targets = features.train[val_idx], train_images[val_idx]

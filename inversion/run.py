@@ -242,7 +242,7 @@ def run_leakage(request: LeakageRequest, log: Callable[[str], None] = lambda s: 
     if table_set != "active":
         log(f"{profile_path}: the table still shows its earlier leakage set; this run's values are kept in "
             f"its leakage_history (partial) and become active once every split 1..{num_units - 1} is "
-            "measured with these settings (or rerun with --force)")
+            "measured with these settings, unless the budget is smoke (or rerun with --force)")
     return RunSummary(loaded.name, num_units, unit_names, results, status, [z for z in splits if z not in todo],
                       todo, profile_path, out_dir, figures, table_set)
 

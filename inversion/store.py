@@ -183,6 +183,7 @@ def update_profile(path: Path, results: Results, complete: bool, force: bool) ->
     """Write this run's set into the table under :mod:`inversion.leakage_sets`' rules, atomically.
 
     Returns where the set went: ``"active"`` (what ``evaluate``/``train`` read) or ``"partial"``.
+    A smoke-budget set replaces measured values only with ``force``.
     Cost fields are never touched.
     """
     table = profile_table.read(path)
@@ -190,7 +191,8 @@ def update_profile(path: Path, results: Results, complete: bool, force: bool) ->
     entries = {z: profile_leakage(results.splits[z]) for z in results.splits}
     boundary = {z: boundary_leakage(z, num_units) for z in (0, num_units)}
     meta = leakage_meta(results) | {"complete": complete}
-    table, where = leakage_sets.place_set(table, results.settings_key, meta, entries, boundary, complete,
+    promote = complete and results.settings["budget"] != "smoke"   # smoke numbers never replace real ones
+    table, where = leakage_sets.place_set(table, results.settings_key, meta, entries, boundary, promote,
                                          force, now_iso())
     profile_table.validate(table, source=str(path))
     files.write_json(path, table)

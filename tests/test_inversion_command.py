@@ -7,6 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import inversion.config
 import inversion.run
 from cli import main
 from profiler import table as profile_table
@@ -36,9 +37,15 @@ def env(tmp_path, monkeypatch):
     return tmp_path, profile
 
 
-def leakage(profile, out, *extra):
-    args = ["leakage", "--model", SPEC, "--budget", "smoke", "--profile", str(profile), "--out", str(out), *extra]
+def leakage(profile, out, *extra, budget="smoke"):
+    args = ["leakage", "--model", SPEC, "--budget", budget, "--profile", str(profile), "--out", str(out), *extra]
     return CliRunner().invoke(main, args)
+
+
+@pytest.fixture
+def tiny_quick(monkeypatch):
+    """The quick budget shrunk to smoke size: a real (non-smoke) budget whose sets may become active."""
+    monkeypatch.setitem(inversion.config.BUDGETS, "quick", inversion.config.Budget("quick", 64, 16, 10))
 
 
 def _ssims(table):
@@ -86,13 +93,13 @@ def test_subset_with_the_same_settings_keeps_the_other_splits(env):
     assert after[2] == before[2] and after[1] is not None
 
 
-def test_other_settings_never_remove_values_and_switch_only_when_complete(env):
+def test_other_settings_never_remove_values_and_switch_only_when_complete(env, tiny_quick):
     tmp, profile = env
-    assert leakage(profile, tmp / "run").exit_code == 0
+    assert leakage(profile, tmp / "run", budget="quick").exit_code == 0
     seed0 = profile_table.read(profile)
     values0 = _ssims(seed0)
 
-    partial = leakage(profile, tmp / "run", "--seed", "1", "--layers", "2")
+    partial = leakage(profile, tmp / "run", "--seed", "1", "--layers", "2", budget="quick")
     assert partial.exit_code == 0, partial.output
     assert "(partial set)" in partial.output and "leakage_history" in partial.output
     table = profile_table.read(profile)
@@ -102,14 +109,18 @@ def test_other_settings_never_remove_values_and_switch_only_when_complete(env):
     archived = list((tmp / "run" / "previous").glob("*/results.json"))
     assert len(archived) == 1 and set(json.loads(archived[0].read_text())["splits"]) == {"1", "2"}
 
-    done = leakage(profile, tmp / "run", "--seed", "1", "--layers", "1")      # completes seed 1: it switches
+    smoke = leakage(profile, tmp / "run", "--seed", "1")                    # complete, but smoke: kept aside
+    assert smoke.exit_code == 0 and _ssims(profile_table.read(profile)) == values0
+
+    done = leakage(profile, tmp / "run", "--seed", "1", "--layers", "1", budget="quick")   # completes: switches
     assert done.exit_code == 0, done.output
     assert "to do [1]" in done.output
     table = profile_table.read(profile)
     assert table["leakage_meta"]["seed"] == 1 and table["leakage_meta"]["complete"]
     assert _ssims(table)[2] == pending["splits"]["2"]["ssim"]
-    (replaced,) = table["leakage_history"]
+    replaced, smoke_set = table["leakage_history"]
     assert replaced["status"] == "replaced" and replaced["meta"]["seed"] == 0
+    assert smoke_set["status"] == "partial" and smoke_set["meta"]["budget"] == "smoke"
     assert [replaced["splits"][str(z)]["ssim"] for z in (1, 2)] == values0[1:3]
 
 
