@@ -28,6 +28,7 @@ from profiler.weights import NO_WEIGHTS
 
 FORMATS = ("table", "json", "csv")
 _SUFFIX_FORMAT = {".json": "json", ".csv": "csv", ".txt": "table"}
+_FORMAT_SUFFIX = {fmt: suffix for suffix, fmt in _SUFFIX_FORMAT.items()}
 
 
 @click.command()
@@ -64,11 +65,16 @@ def _command_line(spec: str | None, all_models: bool, input_shape: str | None, w
 
 
 def _resolve_format(fmt: str | None, out: str | None, all_models: bool) -> str:
+    """``--format`` if given, else implied by the ``--out`` suffix; a contradiction is a user error."""
+    implied = _SUFFIX_FORMAT.get(Path(out).suffix.lower()) if out and not all_models else None
+    if fmt and implied and fmt != implied:
+        raise UserInputError(f"--format {fmt} --out {out}: the suffix {Path(out).suffix} says {implied}; "
+                             f"name the file *{_FORMAT_SUFFIX[fmt]} or drop --format")
     if fmt:
         return fmt
     if all_models and out:
         return "json"
-    return _SUFFIX_FORMAT.get(Path(out).suffix.lower(), "json") if out else "table"
+    return (implied or "json") if out else "table"
 
 
 @click.command()
@@ -126,15 +132,17 @@ def profile(model: str | None, model_option: str | None, all_models: bool, input
         click.echo(format_tables(tables, fmt), nl=False)
     elif all_models:
         _write_folder(Path(out), tables, fmt)
-    elif fmt == "json":
-        write_profile(out, tables[0])
     else:
-        _write_text(Path(out), format_tables(tables, fmt))
+        if fmt == "json":
+            write_profile(out, tables[0])
+        else:
+            _write_text(Path(out), format_tables(tables, fmt))
+        click.echo(f"wrote {out}", err=True)
 
 
 def _write_folder(folder: Path, tables: list[dict], fmt: str) -> None:
     """``<model>.<json|csv|txt>`` per table; written only after every model was profiled."""
-    suffix = {"json": ".json", "csv": ".csv", "table": ".txt"}[fmt]
+    suffix = _FORMAT_SUFFIX[fmt]
     for table in tables:
         path = folder / f"{table['model']}{suffix}"
         if fmt == "json":
