@@ -119,6 +119,8 @@ def evaluate(policy, checkpoint, deployment, profiles, synthetic_profiles, episo
     else:
         source = profiles
     catalog = ServiceCatalog.from_profiles(source, cfg.env.services_per_model, cfg.env.compute_unit)
+    if catalog.leakage_warning:
+        click.echo(f"warning: {catalog.leakage_warning}", err=True)
     env = EdgeEnv(cfg.env, catalog, num_envs=cfg.num_envs, device=device, seed=cfg.seed)
     names = {"all": baselines.USER_BASELINES, "none": ()}.get(policy, (policy,))
     results = {}

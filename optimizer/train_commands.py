@@ -56,7 +56,8 @@ def train(algo, profiles, synthetic_profiles, iterations, num_envs, seed, device
     out = out or f"runs/{cfg.algo}-s{cfg.seed}"
     check_writable(out, "--out", folder=True)  # before the catalog is built and the first iteration runs
     try:
-        result = train_run(cfg, env_cfg, source, out, resume=resume, progress=not quiet)
+        result = train_run(cfg, env_cfg, source, out, resume=resume, progress=not quiet,
+                           warn=lambda message: click.echo(f"warning: {message}", err=True))
     except TrainingDiverged as exc:
         click.echo(f"error: training diverged at {exc}; {out} keeps the checkpoint of the iteration "
                    "before", err=True)

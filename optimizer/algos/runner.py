@@ -80,8 +80,12 @@ def _payload(trainer: Trainer, cfg: TrainConfig, env_cfg: EnvConfig, profiles: s
 
 def train_run(cfg: TrainConfig, env_cfg: EnvConfig, profiles: str, out_dir: str | Path,
               resume: bool = False, progress: bool = True,
-              on_iteration: Callable[[dict], None] | None = None) -> RunResult:
-    """Train ``cfg.algo`` for ``cfg.iterations`` iterations in total, logging into ``out_dir``."""
+              on_iteration: Callable[[dict], None] | None = None,
+              warn: Callable[[str], None] = lambda message: None) -> RunResult:
+    """Train ``cfg.algo`` for ``cfg.iterations`` iterations in total, logging into ``out_dir``.
+
+    ``warn`` receives one line when the profile tables' leakage settings differ (see the catalog).
+    """
     run_dir = Path(out_dir)
     history: list[dict[str, Any]] = []
     state = None
@@ -94,6 +98,8 @@ def train_run(cfg: TrainConfig, env_cfg: EnvConfig, profiles: str, out_dir: str 
     elif (run_dir / checkpoint.CHECKPOINT_NAME).exists():
         raise UserInputError(f"--out {run_dir}: holds a run already; add --resume or pick another --out")
     catalog = load_catalog(profiles, env_cfg)
+    if catalog.leakage_warning:
+        warn(catalog.leakage_warning)
     trainer = Trainer(cfg, env_cfg, catalog)
     if state is not None:
         trainer.load_state_dict(state)
