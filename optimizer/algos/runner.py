@@ -21,6 +21,7 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 from common.errors import UserInputError
+from common.files import atomic_open
 from optimizer.algos import checkpoint
 from optimizer.algos.config import TrainConfig
 from optimizer.algos.hc_mappo_l import Trainer
@@ -107,7 +108,8 @@ def train_run(cfg: TrainConfig, env_cfg: EnvConfig, profiles: str, out_dir: str 
     resolved = {"train": cfg.to_dict(), "env": to_dict(env_cfg), "profiles": profiles,
                 "synthetic_profiles": profiles == SYNTHETIC, "services": list(catalog.service_names),
                 "device": str(trainer.device), "precision": "bf16" if trainer.bf16 else "fp32"}
-    (run_dir / "config.json").write_text(json.dumps(resolved, indent=2))
+    with atomic_open(run_dir / "config.json") as fh:
+        json.dump(resolved, fh, indent=2)
     csv_log = MetricsCSV(run_dir / "metrics.csv")
     csv_log.rewrite(history)
     tb = TensorBoardLog(run_dir, cfg.tensorboard)
