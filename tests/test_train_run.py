@@ -19,7 +19,7 @@ from optimizer.algos.runner import load_catalog, train_run
 from optimizer.config import EnvConfig
 from optimizer.env import EdgeEnv
 from optimizer.evaluate import run_episodes
-from optimizer.policies.adapters import load_policies
+from optimizer.algos.trained import load_policies
 
 FIXTURES = str(Path(__file__).parent / "fixtures" / "profiles")
 

@@ -26,6 +26,7 @@ from optimizer.algos.gae import gae, next_values_from
 from optimizer.algos.lagrange import LagrangeMultiplier, PIDLagrangeMultiplier
 from optimizer.algos.rollout import METRIC_NAMES, Rollout, collect
 from optimizer.env import EdgeEnv
+from optimizer.env.metrics import delay_quantiles
 
 
 TRAIN_SEED_BASE = 500_000_000
@@ -112,6 +113,8 @@ class Trainer:
 
     def _episode_stats(self, rollout: Rollout) -> dict[str, float]:
         stats = {name: float(rollout.metrics[name].nanmean()) for name in METRIC_NAMES}
+        delays = rollout.user.cost.permute(1, 0, 2).reshape(rollout.user.cost.shape[1], -1)   # (B, T·K) τ_k
+        stats.update({name: float(value.mean()) for name, value in delay_quantiles(delays).items()})
         stats["user_reward"] = float(rollout.user.reward.mean())
         stats["dep_reward"] = float(rollout.dep_reward_total.mean())
         if rollout.alloc is not None:

@@ -7,9 +7,12 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from common.files import atomic_open
+
 # Columns of metrics.csv, in order (every iteration writes all of them).
-CSV_COLUMNS = ("iteration", "env_slots", "wall_s", "lambda", "delay_s", "user_cost", "energy_j",
-               "privacy_cost", "success_rate", "served_user_cost", "user_reward", "dep_reward", "alloc_reward",
+CSV_COLUMNS = ("iteration", "env_slots", "wall_s", "lambda", "delay_s", "delay_median_s", "delay_p95_s",
+               "deadline_miss_rate", "success_rate", "timeout_rate", "cache_miss_rate", "user_cost", "energy_j",
+               "privacy_cost", "served_user_cost", "split_depth", "user_reward", "dep_reward", "alloc_reward",
                "user_loss", "user_value_loss", "user_entropy", "user_approx_kl", "user_clip_frac",
                "alloc_loss", "alloc_value_loss", "alloc_entropy", "dep_loss", "dep_value_loss",
                "dep_entropy", "rollout_s", "update_s", "user_update_s", "alloc_update_s", "dep_update_s",
@@ -33,12 +36,10 @@ class MetricsCSV:
         self.path = Path(path)
 
     def rewrite(self, rows: Sequence[dict]) -> None:
-        tmp = self.path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as fh:
+        with atomic_open(self.path, newline="") as fh:
             writer = csv.DictWriter(fh, CSV_COLUMNS, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, self.path)
 
     def append(self, row: dict) -> None:
         new = not self.path.exists()
@@ -95,6 +96,7 @@ def plot_curves(rows: Sequence[dict], out_dir: str | os.PathLike, delay_limit_s:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path = out_dir / "curves.png"
-    fig.savefig(path, dpi=90)
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=90)
     plt.close(fig)
     return path

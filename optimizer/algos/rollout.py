@@ -14,10 +14,10 @@ import torch
 
 from optimizer.algos.agents import Agents, ValueNormalisers
 from optimizer.algos.buffers import AllocationBuffer, DeploymentBuffer, UserBuffer
+from optimizer.env.metrics import SLOT_METRIC_NAMES as METRIC_NAMES
 from optimizer.policies.allocation import user_tokens
 from optimizer.policies.deployment import deployment_inputs
 
-METRIC_NAMES = ("energy_j", "privacy_cost", "delay_s", "success_rate", "user_cost", "served_user_cost")
 
 
 @dataclass

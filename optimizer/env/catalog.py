@@ -13,10 +13,12 @@ Per service i and split z (profile fields of :mod:`profiler.table`):
 - ``leakage``             Lea(z)  = SSIM, eq. 3; Lea(0) = 1 and Lea(L_i) = 0 by the paper's definition
 - ``model_bytes``         D_i     = ``totals.param_bytes`` (storage, C7; migration, eq. 23)
 - ``raw_input_bytes``     D_raw_i = ``input_bytes`` (eq. 10)
+- ``leakage_floor``       SSIM of an attacker who learned nothing (``leakage_meta.floor.ssim.mean``; 0 if absent)
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -42,8 +44,10 @@ class ServiceCatalog:
     server_work: torch.Tensor            # (I, Z) float: Ω^E(z)
     uplink_bytes: torch.Tensor           # (I, Z) float: D^up(z)
     leakage: torch.Tensor                # (I, Z) float: Lea(z) in [0, 1]
+    leakage_floor: torch.Tensor          # (I,) float: the no-information SSIM of the model's data
     split_valid: torch.Tensor            # (I, Z) bool: z <= L_i
     compute_unit: str                    # "flops" or "macs"
+    leakage_warning: str | None = None   # the tables' leakage settings differ (see leakage_settings_warning)
 
     @property
     def num_services(self) -> int:
@@ -110,10 +114,55 @@ class ServiceCatalog:
             model_bytes=torch.tensor([r["model_bytes"] for r in per_model], dtype=torch.float32)[model_idx],
             raw_input_bytes=torch.tensor([r["raw_input_bytes"] for r in per_model],
                                          dtype=torch.float32)[model_idx],
+            leakage_floor=torch.tensor([r["leakage_floor"] for r in per_model], dtype=torch.float32)[model_idx],
             split_valid=torch.arange(z_max).unsqueeze(0) <= num_splits.unsqueeze(1),
             compute_unit=compute_unit,
+            leakage_warning=leakage_settings_warning(tables),
             **fields,
         )
+
+
+#: ``leakage_meta`` fields that change what an SSIM means; a catalog should hold one value of each.
+LEAKAGE_SETTINGS = ("image_size", "weights", "data", "budget", "n_train", "n_test", "decoder", "loss", "seed")
+
+
+def _setting(meta: Mapping[str, Any], key: str) -> str:
+    value = meta.get(key)
+    if key == "data" and isinstance(value, Mapping):
+        value = value.get("name")
+    if key == "image_size" and value is not None:
+        return f"{value} px"
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+
+
+def leakage_settings_warning(tables: Mapping[str, dict[str, Any]]) -> str | None:
+    """One line naming the leakage settings on which the tables differ, or ``None`` if they agree.
+
+    Lea(z) (eq. 3) enters the privacy cost (eq. 10–11) of every service, so SSIMs measured at other
+    image sizes, on other images, with other weights or another decoder budget are not on one scale.
+    Tables whose ``leakage_meta`` records no settings (hand-made, SYNTHETIC) are listed only when
+    others do record them.
+    """
+    metas = {name: tab.get("leakage_meta") or {} for name, tab in sorted(tables.items())}
+    recorded = {name: meta for name, meta in metas.items() if any(k in meta for k in LEAKAGE_SETTINGS)}
+    if not recorded:
+        return None
+    parts = []
+    for key in LEAKAGE_SETTINGS:
+        groups: dict[str, list[str]] = {}
+        for name, meta in recorded.items():
+            groups.setdefault(_setting(meta, key), []).append(name)
+        if len(groups) > 1:
+            shown = [f"{value} ({', '.join(names)})" if len(value) <= 30 else f"({', '.join(names)})"
+                     for value, names in groups.items()]   # long values (decoder settings): names only
+            parts.append(f"{key} " + " vs ".join(shown))
+    unrecorded = sorted(set(metas) - set(recorded))
+    if unrecorded:
+        parts.append(f"no leakage settings recorded for {', '.join(unrecorded)}")
+    if not parts:
+        return None
+    return ("profile tables measured leakage under different settings, so their SSIMs are not on one scale: "
+            + "; ".join(parts))
 
 
 def _number(source: str, field: str, value: Any) -> float:
@@ -153,4 +202,9 @@ def _model_rows(tab: dict[str, Any], source: str, compute_unit: str) -> dict[str
     if rows["device_param_bytes"][-1] > model_bytes * (1 + 1e-6) + 1:
         raise UserInputError(f"{source}: field 'splits[{last}].device_param_bytes' "
                              f"({rows['device_param_bytes'][-1]!r}) exceeds totals.param_bytes ({model_bytes!r})")
-    return {**rows, "model_bytes": model_bytes, "raw_input_bytes": raw}
+    meta = tab.get("leakage_meta") or {}
+    floor = ((meta.get("floor") or {}).get("ssim") or {}).get("mean", 0.0) if isinstance(meta, dict) else 0.0
+    floor = _number(source, "leakage_meta.floor.ssim.mean", floor)
+    if floor >= 1.0:
+        raise UserInputError(f"{source}: field 'leakage_meta.floor.ssim.mean' must be < 1, got {floor!r}")
+    return {**rows, "model_bytes": model_bytes, "raw_input_bytes": raw, "leakage_floor": floor}

@@ -1,5 +1,8 @@
 """Trained networks as the environment's policy protocols, for ``evaluate`` and the benchmarks.
 
+A run directory's policies come from :func:`optimizer.algos.trained.load_policies` (it needs the
+trainer's agents and checkpoint format, so it lives above this package, not in it)::
+
     dep, usr, alloc, env_cfg = load_policies("runs/NAME")
     env = EdgeEnv(env_cfg, catalog, num_envs=B, seed=s)
     optimizer.evaluate.run_episodes(env, dep, usr, alloc, episodes, seed)
@@ -11,8 +14,6 @@ Heuristic-MAPPO-L checkpoints return its heuristic deployment (LRU) and allocati
 
 from __future__ import annotations
 
-import os
-from typing import Any
 
 import torch
 
@@ -69,26 +70,3 @@ class LearnedAllocation:
         tokens = user_tokens(obs.tokens, I, env.cfg.input_batch[1], Z)
         shares, _ = self.actor.act(tokens, obs.assoc_mask, self.deterministic)
         return shares[..., 0], shares[..., 1]
-
-
-def load_policies(checkpoint_dir: str | os.PathLike, device: str | torch.device = "cpu",
-                  deterministic: bool = True) -> tuple[Any, Any, Any, Any]:
-    """(deployment, user, allocation, env_config) of a trained run directory or checkpoint file."""
-    from optimizer.algos import checkpoint
-    from optimizer.algos.ablations import get_spec
-    from optimizer.algos.agents import EnvDims, build_agents
-    from optimizer.algos.config import TrainConfig
-    from optimizer.config import EnvConfig, from_dict
-
-    saved = checkpoint.load(checkpoint_dir, map_location=device)
-    cfg = TrainConfig(**saved["train_config"])
-    dims = EnvDims(**saved["dims"])
-    agents = build_agents(get_spec(cfg.algo), cfg, dims, torch.device(device))
-    for key, module in agents.modules().items():
-        module.load_state_dict(saved["trainer"]["modules"][key])
-    env_cfg = from_dict(EnvConfig, saved["env_config"])
-    deployment = (LearnedDeployment(agents.deployment, deterministic) if agents.deployment is not None
-                  else agents.heuristic_deployment)
-    allocation = (LearnedAllocation(agents.alloc_actor, deterministic) if agents.alloc_actor is not None
-                  else agents.heuristic_allocation)
-    return deployment, LearnedUser(agents.user_actor, dims.local_dim, deterministic), allocation, env_cfg
