@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/bench_leakage.py --skip-wall --steps 10
     .venv/bin/python benchmarks/bench_leakage.py --device cuda         # on a lent GPU
     .venv/bin/python benchmarks/bench_leakage.py --convergence --splits 1,6   # quick vs 4× its steps
+    .venv/bin/python benchmarks/bench_leakage.py --known-answers              # identity, 8×8 image vs vector
 
 Convergence (``--convergence``): for each split of ``--splits`` (resnet18 at 64 px by default), the quick
 budget's decoder and one trained 4× as many steps on the same images and seed; prints the test SSIM of
@@ -42,7 +43,7 @@ from inversion.attack import TrainConfig, attack_split, pixel_loss  # noqa: E402
 from inversion.config import BUDGETS  # noqa: E402
 from inversion.data import Normalizer, embedded, victim_input  # noqa: E402
 from inversion.decoder import Decoder, FeatureStandardizer  # noqa: E402
-from inversion.features import autocast, iter_split_features  # noqa: E402
+from inversion.features import SplitFeatures, autocast, iter_split_features  # noqa: E402
 from profiler.graph import split_model  # noqa: E402
 from profiler.zoo import load_model  # noqa: E402
 
@@ -118,6 +119,32 @@ def convergence_rows(model_name: str, image_size: int, device: torch.device, spl
     return rows
 
 
+def known_answer_rows(image_size: int, device: torch.device) -> list[str]:
+    """Quick budget on features whose information is known: the image through a full-rank 1×1 map
+    (identity-like), an 8×8×3 average-pooled image, and the same 192 numbers scrambled into a vector."""
+    preset = BUDGETS["quick"]
+    images = embedded(image_size, preset.n_train, preset.n_test, seed=0)
+    mix = torch.randn(10, 3, 1, 1, generator=torch.Generator().manual_seed(0))
+    order = torch.randperm(192, generator=torch.Generator().manual_seed(1))
+    pool = lambda x: torch.nn.functional.avg_pool2d(Normalizer().normalize(x), image_size // 8)  # noqa: E731
+    cases = {"identity-like (1×1 map to 10 channels)": lambda x: torch.nn.functional.conv2d(
+                 Normalizer().normalize(x), mix),
+             "8×8×3 average-pooled image": pool,
+             "the same 192 numbers, scrambled vector": lambda x: pool(x).flatten(1)[:, order]}
+    rows = []
+    for name, feature in cases.items():
+        feats = SplitFeatures(1, feature(images.train), feature(images.test))
+        started = time.perf_counter()
+        outcome = attack_split(feats, images.train, images.test, TrainConfig(steps=preset.steps), device, seed=0,
+                               bf16=use_bf16(device, "auto"))
+        ci = outcome.leakage.ssim.ci95
+        rows.append(f"| {name} | {'×'.join(str(d) for d in feats.shape)} | {outcome.leakage.ssim.mean:.3f} "
+                    f"[{ci[0]:.3f}, {ci[1]:.3f}] | {outcome.convergence.gain_last_half:+.3f} | "
+                    f"{time.perf_counter() - started:.0f} s |")
+        print(rows[-1], flush=True)
+    return rows
+
+
 def wall_time(model_name: str, image_size: int, device: str, workdir: Path) -> tuple[float, str]:
     profile = workdir / f"{model_name}.json"
     subprocess.run([sys.executable, "cli.py", "profile", model_name, "--format", "json", "--out", str(profile),
@@ -143,6 +170,7 @@ def main() -> None:
     parser.add_argument("--skip-wall", action="store_true")
     parser.add_argument("--convergence", action="store_true", help="only the quick-vs-4x comparison")
     parser.add_argument("--splits", default="1,6", help="split points for --convergence")
+    parser.add_argument("--known-answers", action="store_true", help="only the known-answer features")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:
@@ -152,6 +180,11 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
           f"device {device}, load average {load:.1f} at start, {dt.datetime.now():%Y-%m-%d %H:%M}")
+    if args.known_answers:
+        print(f"| feature ({args.image_size} px, quick) | shape | SSIM [95 % CI] | gain 2nd half | time |\n"
+              "|---|---|---|---|---|")
+        known_answer_rows(args.image_size, device)
+        return
     if args.convergence:
         print(f"| model | z | feature | quick SSIM ({BUDGETS['quick'].steps} steps) | its gain 2nd half | time | "
               f"4x steps SSIM | time | 4x minus quick |\n|---|---|---|---|---|---|---|---|---|")

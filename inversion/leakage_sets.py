@@ -18,8 +18,8 @@ Rules (no measured value is ever dropped):
    untouched, until it has measured every split 1..L−1; then it becomes active and the set it replaces
    moves to the history (``replaced``). ``--force`` makes it active at once. A table with no measured
    active value switches at once (nothing to keep).
-3. A rerun finds its finished splits in the table itself (active or partial), so resuming needs no
-   results folder.
+3. A rerun finds its finished splits in the table itself (active, partial or replaced set), so
+   resuming needs no results folder; the history entry it started from is then folded into its set.
 
 Restore an older set by hand: copy its ``splits`` back into ``splits[z]["leakage"]`` and its ``meta``
 into ``leakage_meta`` (or rerun ``leakage`` with its settings, which resumes from it).
@@ -50,18 +50,21 @@ def history(table: dict[str, Any]) -> list[dict[str, Any]]:
     return value if isinstance(value, list) else []
 
 
-def find_set(table: dict[str, Any], key: str) -> tuple[str, dict[int, dict[str, Any]]] | None:
-    """Where a set with ``key`` lives in the table (``"active"`` or ``"partial"``) and its entries."""
+def find_set(table: dict[str, Any], key: str) -> tuple[str, dict[int, dict[str, Any]], dict[str, Any]] | None:
+    """Where a set with ``key`` lives in the table (``"active"``, ``"partial"`` or ``"replaced"``), its
+    entries and its meta; the active set first, then the newest history entry."""
     if active_key(table) == key:
-        return "active", measured_splits(table)
+        return "active", measured_splits(table), table.get("leakage_meta") or {}
     for entry in history(table):
-        if entry.get("meta", {}).get("settings_key") == key and entry.get("status") == PARTIAL:
-            return PARTIAL, {int(z): v for z, v in entry.get("splits", {}).items()}
+        if entry.get("meta", {}).get("settings_key") == key:
+            return (str(entry.get("status")), {int(z): v for z, v in entry.get("splits", {}).items()},
+                    entry.get("meta") or {})
     return None
 
 
-def _without_key(entries: list[dict[str, Any]], key: str, status: str) -> list[dict[str, Any]]:
-    return [e for e in entries if not (e.get("meta", {}).get("settings_key") == key and e.get("status") == status)]
+def _without_key(entries: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """History without the sets of ``key``: a run under ``key`` started from them, so it holds their values."""
+    return [e for e in entries if e.get("meta", {}).get("settings_key") != key]
 
 
 def _active_as_history(table: dict[str, Any], now: str) -> dict[str, Any] | None:
@@ -86,7 +89,7 @@ def place_set(table: dict[str, Any], key: str, meta: dict[str, Any], entries: di
     if same or complete or force or not measured_splits(table):
         if not same:
             moved = _active_as_history(table, now)
-            past = _without_key(past, key, PARTIAL)
+            past = _without_key(past, key)
             if moved is not None:
                 past = [moved, *past]
             for z in range(1, num_units):
@@ -100,7 +103,7 @@ def place_set(table: dict[str, Any], key: str, meta: dict[str, Any], entries: di
     else:
         partial = {"status": PARTIAL, "moved": now, "meta": meta,
                    "splits": {str(z): entries[z] for z in sorted(entries)}}
-        past = [partial, *_without_key(past, key, PARTIAL)]
+        past = [partial, *_without_key(past, key)]
         where = PARTIAL
     if past:
         table[HISTORY] = past

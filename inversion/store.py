@@ -80,10 +80,8 @@ def open_results(folder: Path, settings: LeakageSettings, num_units: int, table:
     sources = []
     found = leakage_sets.find_set(table, key)
     if found is not None:
-        where, entries = found
-        meta = table.get("leakage_meta") if where == "active" else next(
-            e["meta"] for e in leakage_sets.history(table) if e.get("meta", {}).get("settings_key") == key)
-        fresh.floor = (meta or {}).get("floor")
+        where, entries, meta = found
+        fresh.floor = meta.get("floor")
         fresh.splits.update({z: results_entry(v) for z, v in entries.items()})
         if entries:
             sources.append(f"the table ({where} set)")

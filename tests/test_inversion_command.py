@@ -136,6 +136,21 @@ def test_force_switches_at_once_and_keeps_the_previous_set(env):
     assert [table["leakage_history"][0]["splits"][str(z)]["ssim"] for z in (1, 2)] == values0[1:3]
 
 
+def test_returning_to_earlier_settings_resumes_from_the_replaced_set(env, tiny_quick):
+    tmp, profile = env
+    assert leakage(profile, tmp / "a", budget="quick").exit_code == 0
+    values_a = _ssims(profile_table.read(profile))
+    assert leakage(profile, tmp / "b", "--seed", "1", budget="quick").exit_code == 0
+    values_b = _ssims(profile_table.read(profile))
+    back = leakage(profile, tmp / "c", budget="quick")
+    assert back.exit_code == 0, back.output
+    assert "resumed from the table (replaced set); to do []" in back.output
+    table = profile_table.read(profile)
+    assert _ssims(table) == values_a and table["leakage_meta"]["seed"] == 0
+    (kept,) = table["leakage_history"]
+    assert kept["meta"]["seed"] == 1 and [kept["splits"][str(z)]["ssim"] for z in (1, 2)] == values_b[1:3]
+
+
 def test_resumes_from_the_table_alone(env):
     tmp, profile = env
     assert leakage(profile, tmp / "run_a").exit_code == 0

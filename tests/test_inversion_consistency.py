@@ -42,9 +42,12 @@ def test_sets_switch_only_when_complete_and_the_replaced_one_is_kept():
     t, where = leakage_sets.place_set(t, "B", {"settings_key": "B"}, {2: _leak(0.7)}, boundary,
                                       complete=False, force=False, now="t2")
     assert where == "partial" and t["splits"] == before["splits"] and t["leakage_meta"]["settings_key"] == "A"
-    assert leakage_sets.find_set(t, "B") == ("partial", {2: _leak(0.7)})
+    assert leakage_sets.find_set(t, "B") == ("partial", {2: _leak(0.7)}, {"settings_key": "B"})
     t, where = leakage_sets.place_set(t, "B", {"settings_key": "B"}, {1: _leak(0.9), 2: _leak(0.7)}, boundary,
                                       complete=True, force=False, now="t3")
     assert where == "active" and [s["leakage"]["ssim"] for s in t["splits"]] == [1.0, 0.9, 0.7, 0.0]
     (old,) = t["leakage_history"]
     assert old["status"] == "replaced" and old["splits"] == {"1": _leak(0.8), "2": _leak(0.6)}
+    t, where = leakage_sets.place_set(t, "A", {"settings_key": "A"}, {1: _leak(0.8), 2: _leak(0.6)}, boundary,
+                                      complete=True, force=False, now="t4")   # back to A: B is kept, A not twice
+    assert where == "active" and [h["meta"]["settings_key"] for h in t["leakage_history"]] == ["B"]
