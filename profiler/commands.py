@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 
 import click
@@ -127,9 +128,14 @@ def profile(model: str | None, model_option: str | None, all_models: bool, input
         check_writable(out, folder=all_models)
     names = model_zoo.available() if all_models else [spec]
     tables = []
-    for name in tqdm(names, desc="profiling", unit="model", disable=len(names) == 1 or None, leave=False):
-        loaded = model_zoo.load_model(name, weights=weights, input_shape=shape)
-        tables.append(profile_model(loaded, options))
+    models_bar = tqdm(names, desc=f"profiling {len(names)} models", unit="model", file=sys.stderr,
+                      disable=True if len(names) == 1 else None, leave=False, dynamic_ncols=True)
+    for name in models_bar:
+        with _StageBar(name, position=0 if len(names) == 1 else 1) as bar:
+            bar.stage("building")
+            loaded = model_zoo.load_model(name, weights=weights, input_shape=shape)
+            tables.append(profile_model(loaded, options, bar))
+    models_bar.close()
     sources = _show_measured_leakage(tables) if fmt == "table" else {}
     if out is None:
         click.echo(format_tables(tables, fmt, sources), nl=False)
@@ -141,6 +147,29 @@ def profile(model: str | None, model_option: str | None, all_models: bool, input
         else:
             _write_text(Path(out), format_tables(tables, fmt, sources))
         click.echo(f"wrote {out}", err=True)
+
+
+class _StageBar:
+    """A tqdm bar on stderr (shown when stderr is a terminal) that :func:`profile_model` drives."""
+
+    def __init__(self, model: str, position: int) -> None:
+        self.model = model
+        self.bar = tqdm(desc=model, file=sys.stderr, disable=None, leave=False, position=position,
+                        dynamic_ncols=True, unit="run", bar_format="{desc} [{elapsed}]")
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        self.bar.set_description_str(f"{self.model}: {name}", refresh=False)
+        self.bar.bar_format = "{desc} [{elapsed}]" if total is None else None  # no count without a total
+        self.bar.reset(total=total)
+
+    def step(self) -> None:
+        self.bar.update(1)
+
+    def __enter__(self) -> "_StageBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
 
 
 def _show_measured_leakage(tables: list[dict]) -> dict[str, str]:
