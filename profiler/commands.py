@@ -88,23 +88,31 @@ def _resolve_format(fmt: str | None, out: str | None, all_models: bool) -> str:
 @click.option("--input-shape", metavar="C,H,W", help="Input shape of one sample (required for a factory "
               "without an `input_shape` attribute).")
 @click.option("--weights", default=NO_WEIGHTS, show_default=True,
-              help="none (seeded random init), a cached torchvision weights name, or a state_dict path.")
+              help="none (seeded random init), a torchvision weights name already in the local torch hub cache "
+                   "(nothing is downloaded), or a state_dict path.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Where latency is measured.")
-@click.option("--no-latency", is_flag=True, help="Skip latency measurement (latency fields are null).")
+@click.option("--no-latency", is_flag=True, help="Skip latency measurement (latency fields are null; MACs, bytes and params do not depend on it).")
 @click.option("--repeats", type=click.IntRange(min=1), default=LatencyConfig.repeats, show_default=True,
               help="Timed runs per unit; the median is kept.")
 @click.option("--warmup", type=click.IntRange(min=0), default=LatencyConfig.warmup, show_default=True,
               help="Untimed runs per unit before timing.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
-              help="Output format [default: table on screen; with --out from the file suffix, else json].")
-@click.option("--out", type=click.Path(dir_okay=True), help="Write to this file (with --all: this folder).")
+              help="Output format [default: table on screen; with --out from the suffix .json/.csv/.txt, any other "
+                   "suffix json; a --format that contradicts the suffix is refused].")
+@click.option("--out", type=click.Path(dir_okay=True), help="Write to this file (with --all: one <model>.json per model in this folder, created if missing). "
+                   "JSON over an existing table keeps its leakage when the units are unchanged.")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N",
               help="CPU threads for torch while timing (default: torch's; recorded in the table).")
 def profile(model: str | None, model_option: str | None, all_models: bool, input_shape: str | None,
             weights: str, device: str, no_latency: bool, repeats: int, warmup: int, fmt: str | None,
             out: str | None, threads: int | None) -> None:
-    """Cost table of every split point of MODEL (a zoo name or pkg.module:factory)."""
+    """Cost table of every split point of MODEL (a zoo name or pkg.module:factory).
+
+    Per unit: MACs, FLOPs (= 2 x MACs), other ops, parameters, output bytes, latency; per split z: what
+    the device stores and computes, what the server computes, the bytes sent up, and the leakage of
+    data/profiles/<model>.json when that table was measured for the same units.
+    """
     if model and model_option and model != model_option:
         raise UserInputError(f"two models given ({model!r} and --model {model_option!r}); give one")
     spec = model or model_option
