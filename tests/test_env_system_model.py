@@ -85,7 +85,7 @@ def test_one_slot_by_hand():
     #   τ^U2E = 4·400·8 / 1e7 = 0.00128 ; τ^E = 4·4e9 / 1e12 = 0.016 → τ = 0.01728 s
     #   e = 1 W · 0.00128 = 0.00128 J ; C = (0.31 + 1.88·0.25)·1·4·400e-6 = 0.78·0.0016 = 0.001248
     #   R = −(5·0.001248 + 5·0.00128) = −0.01264
-    # user 2: tiny_a at server 1, which does not host it → τ_fail = 30, R^fail = −200, e = C = 0
+    # user 2: tiny_a at server 1, which does not host it → τ_fail = 30, R^fail = −300, e = C = 0
     assert res.user_cost[0].tolist() == pytest.approx([0.4084, 0.01728, 30.0], rel=1e-4)
     assert res.user_reward[0].tolist() == pytest.approx([-2.814, -0.01264, -300.0], rel=1e-4)
     assert res.served[0].tolist() == [True, True, False]
