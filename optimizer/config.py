@@ -1,4 +1,5 @@
-"""Configuration of the CMDP environment: one dataclass tree, defaults = paper Table I / issue 4.
+"""Configuration of the CMDP environment: one dataclass tree, defaults = paper Table I plus the conventions
+of README "Environment conventions".
 
 Every constant of the system model lives here, with its unit in its name. A config is built from the
 defaults, then a YAML or TOML file, then ``--set a.b=value`` overrides, each checked against the
