@@ -149,7 +149,7 @@ def sqrt_shares(env: EdgeEnv, server: torch.Tensor, split: torch.Tensor) -> tupl
     compute_load = loads.input_batch * loads.server_work
     transfer = BITS_PER_BYTE * (loads.download_bytes / loads.downlink_se
                                 + loads.input_batch * loads.uplink_bytes / loads.uplink_se)
-    transfer = torch.where(loads.downlink_se > 0, transfer, torch.zeros_like(transfer)).nan_to_num(0.0)
+    transfer = torch.where(transfer.isfinite(), transfer, torch.zeros_like(transfer))   # no link: no share helps
     return sqrt_share(compute_load.unsqueeze(1) * assoc, assoc), sqrt_share(transfer.unsqueeze(1) * assoc, assoc)
 
 
