@@ -1,7 +1,7 @@
 """Does the environment pose a real decision problem? The calibration table of README "Environment conventions".
 
-    .venv/bin/python benchmarks/calibrate_env.py [--profiles data/profiles] [--episodes 4] [--ratios 0.2,1,5]
-                                                 [--set env.cost.privacy_bytes_scale=1e-5 ...] [--out FILE.json]
+    .venv/bin/python benchmarks/calibrate_env.py [--profiles data/profiles] [--episodes 8] [--ratios 0.2,1,5]
+                                                 [--set cost.privacy_bytes_scale=1e-5 ...] [--out FILE.json]
 
 For each energy-to-privacy weight ratio r = μ2/μ1 (μ1 fixed, paper Fig. 4) it evaluates Local-Only,
 Edge-Only, Greedy, the per-slot optimum without a delay price (the Lagrangian heuristic at λ = 0) and the
@@ -35,7 +35,7 @@ from tabulate import tabulate
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.errors import UserInputError  # noqa: E402
-from common.files import atomic_open  # noqa: E402
+from common.files import atomic_open, check_writable  # noqa: E402
 from optimizer import baselines  # noqa: E402
 from optimizer.config import EnvConfig, EvaluateConfig, apply_overrides, from_dict  # noqa: E402
 from optimizer.env import EdgeEnv, ServiceCatalog  # noqa: E402
@@ -126,10 +126,12 @@ def main() -> int:
     args = parser.parse_args()
     try:
         ratios = [float(r) for r in args.ratios.split(",")]
-        if not ratios or any(r <= 0 for r in ratios) or min(args.episodes, args.calibration_episodes) < 1:
+        if (not ratios or any(not math.isfinite(r) or r <= 0 for r in ratios)
+                or min(args.episodes, args.calibration_episodes) < 1 or args.seed < 0):
             raise ValueError
     except ValueError:
-        print(f"calibrate_env: --ratios {args.ratios!r} / --episodes {args.episodes}: need positive numbers",
+        print(f"calibrate_env: --ratios {args.ratios!r} / --episodes {args.episodes} / --calibration-episodes "
+              f"{args.calibration_episodes} / --seed {args.seed}: need positive finite ratios, counts >= 1, seed >= 0",
               file=sys.stderr)
         return 2
     torch.set_num_threads(1)
@@ -138,13 +140,15 @@ def main() -> int:
         base = apply_overrides({}, args.overrides)
         cfg0 = from_dict(EnvConfig, base)
         catalog = ServiceCatalog.from_profiles(args.profiles, cfg0.services_per_model, cfg0.compute_unit)
+        configs = [from_dict(EnvConfig, apply_overrides(base, [f"cost.mu2={r * cfg0.cost.mu1!r}"])) for r in ratios]
+        if args.out:
+            check_writable(args.out)
     except UserInputError as exc:
         print(f"calibrate_env: {exc}", file=sys.stderr)
         return 2
     mu1 = cfg0.cost.mu1
     rows: list[Row] = []
-    for ratio in ratios:
-        cfg = from_dict(EnvConfig, apply_overrides(base, [f"cost.mu2={ratio * mu1!r}"]))
+    for ratio, cfg in zip(ratios, configs):
         env = EdgeEnv(cfg, catalog, num_envs=args.episodes, seed=args.seed)
         for name, res in evaluate_ratio(env, args.episodes, args.seed, args.calibration_episodes).items():
             rows.append(Row(ratio, name, res))
