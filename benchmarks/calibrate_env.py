@@ -7,7 +7,7 @@ For each energy-to-privacy weight ratio r = μ2/μ1 (μ1 fixed, paper Fig. 4) it
 Edge-Only, Greedy, the per-slot optimum without a delay price (the Lagrangian heuristic at λ = 0) and the
 Lagrangian heuristic with λ tuned to meet τ̄, on fresh seeds, and prints per policy: energy, privacy cost,
 mean and p95 delay, success rate, user cost, cost per served user, mean relative split depth z/L and λ.
-Then it checks the three properties a calibrated default must have (issue: "a calibrated default"):
+Then it checks the three properties a calibrated default must have:
 
 1. trade-off: as r falls, the constrained heuristic's energy rises and its privacy cost falls, with
    z/L ≥ 0.5 at the smallest r and ≤ 0.25 at the largest;
@@ -39,12 +39,12 @@ from common.files import atomic_open, check_writable  # noqa: E402
 from optimizer import baselines  # noqa: E402
 from optimizer.config import EnvConfig, EvaluateConfig, apply_overrides, from_dict  # noqa: E402
 from optimizer.env import EdgeEnv, ServiceCatalog  # noqa: E402
+from optimizer.env.metrics import METRICS  # noqa: E402
 from optimizer.evaluate import EvalResult, evaluate_baseline, run_episodes  # noqa: E402
 
 POLICIES = ("local-only", "edge-only", "greedy", "optimum λ=0", "lagrangian")
-COLUMNS = (("energy_j", "energy (J)"), ("privacy_cost", "privacy"), ("delay_s", "delay (s)"),
-           ("delay_p95_s", "p95 (s)"), ("success_rate", "success"), ("user_cost", "user cost"),
-           ("served_user_cost", "cost/served"), ("split_depth", "z/L"))
+COLUMNS = ("energy_j", "privacy_cost", "delay_s", "delay_p95_s", "success_rate", "user_cost", "served_user_cost",
+           "split_depth")
 
 
 @dataclass
@@ -153,12 +153,12 @@ def main() -> int:
         for name, res in evaluate_ratio(env, args.episodes, args.seed, args.calibration_episodes).items():
             rows.append(Row(ratio, name, res))
         print(f"r = {ratio:g} done ({time.time() - start:.0f} s)", file=sys.stderr)
-    table = [[f"{row.ratio:g}", row.policy] + [_fmt(row.value(m)) for m, _ in COLUMNS]
+    table = [[f"{row.ratio:g}", row.policy] + [_fmt(row.value(m)) for m in COLUMNS]
              + ["yes" if row.result.delay_ok else "NO", "" if row.lam is None else f"{row.lam:.3g}"] for row in rows]
     print(f"# Calibration, {time.strftime('%Y-%m-%d')}, {platform.machine()} {platform.processor() or ''}, "
           f"{args.episodes} episodes × {cfg0.slots_per_episode} slots per policy, seed {args.seed}, "
           f"μ1 = {mu1:g}, overrides: {' '.join(args.overrides) or 'none'}, profiles {args.profiles}")
-    print(tabulate(table, headers=["r", "policy"] + [t for _, t in COLUMNS] + ["meets τ̄", "λ"],
+    print(tabulate(table, headers=["r", "policy"] + [METRICS[m].title for m in COLUMNS] + ["meets τ̄", "λ"],
                    tablefmt="github", disable_numparse=True))
     results = checks(rows, ratios)
     for name, ok, numbers in results:
