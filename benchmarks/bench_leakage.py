@@ -93,9 +93,22 @@ def throughput_rows(model_name: str, image_size: int, device: torch.device, step
     return rows
 
 
+def _quick_from_results(path: Path, z: int) -> tuple[float, float, float] | None:
+    """(SSIM, gain over the 2nd half, seconds) of split z from a quick run's results.json, if it has it."""
+    import json
+
+    try:
+        entry = json.loads(path.read_text())["splits"][str(z)]
+        return entry["ssim"], entry["convergence"]["gain_last_half"], entry["train_seconds"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def convergence_rows(model_name: str, image_size: int, device: torch.device, splits: list[int],
-                     factor: int = 4) -> list[str]:
-    """Quick budget vs ``factor`` × its steps, same images and seed, per split."""
+                     factor: int = 4, quick_results: Path | None = None) -> list[str]:
+    """Quick budget vs ``factor`` × its steps, same images and seed, per split. ``quick_results``: a
+    results.json of ``leakage --budget quick --seed 0`` with the same image size, whose quick numbers
+    are reused (same images, seed and code path) instead of training the quick decoder again."""
     preset = BUDGETS["quick"]
     loaded = load_model(model_name)
     model = split_model(loaded.model).to(device)
@@ -105,16 +118,20 @@ def convergence_rows(model_name: str, image_size: int, device: torch.device, spl
     for feats in iter_split_features(model, victim_input(images.train, 3), victim_input(images.test, 3), splits,
                                      device, cache_bytes=1 << 30, bf16=bf16):
         out = {}
+        reused = _quick_from_results(quick_results, feats.split) if quick_results else None
         for steps in (preset.steps, factor * preset.steps):
+            if steps == preset.steps and reused is not None:
+                out[steps] = reused
+                continue
             started = time.perf_counter()
             outcome = attack_split(feats, images.train, images.test, TrainConfig(steps=steps), device,
                                    seed=feats.split, bf16=bf16)
-            out[steps] = (outcome, time.perf_counter() - started)
-        (q, q_s), (long, l_s) = out[preset.steps], out[factor * preset.steps]
+            out[steps] = (outcome.leakage.ssim.mean, outcome.convergence.gain_last_half,
+                          time.perf_counter() - started)
+        (q, q_gain, q_s), (long, _, l_s) = out[preset.steps], out[factor * preset.steps]
         shape = "×".join(str(d) for d in feats.sent_shape)
-        rows.append(f"| {model_name} | {feats.split} | {shape} | {q.leakage.ssim.mean:.3f} | "
-                    f"{q.convergence.gain_last_half:+.3f} | {q_s:.0f} s | {long.leakage.ssim.mean:.3f} | "
-                    f"{l_s:.0f} s | {long.leakage.ssim.mean - q.leakage.ssim.mean:+.3f} |")
+        rows.append(f"| {model_name} | {feats.split} | {shape} | {q:.3f} | {q_gain:+.3f} | {q_s:.0f} s | "
+                    f"{long:.3f} | {l_s:.0f} s | {long - q:+.3f} |")
         print(rows[-1], flush=True)
     return rows
 
@@ -170,6 +187,8 @@ def main() -> None:
     parser.add_argument("--skip-wall", action="store_true")
     parser.add_argument("--convergence", action="store_true", help="only the quick-vs-4x comparison")
     parser.add_argument("--splits", default="1,6", help="split points for --convergence")
+    parser.add_argument("--quick-results", type=Path, help="--convergence: reuse the quick numbers of this "
+                        "results.json (leakage --budget quick --seed 0 at the same image size)")
     parser.add_argument("--known-answers", action="store_true", help="only the known-answer features")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = parser.parse_args()
@@ -189,7 +208,8 @@ def main() -> None:
         print(f"| model | z | feature | quick SSIM ({BUDGETS['quick'].steps} steps) | its gain 2nd half | time | "
               f"4x steps SSIM | time | 4x minus quick |\n|---|---|---|---|---|---|---|---|---|")
         for name in models:
-            convergence_rows(name, args.image_size, device, [int(z) for z in args.splits.split(",")])
+            convergence_rows(name, args.image_size, device, [int(z) for z in args.splits.split(",")],
+                             quick_results=args.quick_results)
         return
     if not args.skip_throughput:
         print("| model | z | unit | feature | img/s bf16 | img/s fp32 | bf16 gain |\n|---|---|---|---|---|---|---|")
