@@ -37,7 +37,7 @@ from optimizer.algos.runner import SYNTHETIC, load_catalog, train_run  # noqa: E
 from optimizer.config import EnvConfig  # noqa: E402
 from optimizer.env import EdgeEnv  # noqa: E402
 from optimizer.evaluate import METRICS, evaluate_baseline, run_episodes  # noqa: E402
-from optimizer.policies.adapters import load_policies  # noqa: E402
+from optimizer.algos.trained import load_policies  # noqa: E402
 
 EVAL_SEED = 777          # evaluation episodes: never used in training (training seeds start at 5e8)
 BASELINES = ("random", "greedy", "lagrangian")

@@ -27,7 +27,7 @@ from optimizer import baselines  # noqa: E402
 from optimizer.algos.runner import load_catalog  # noqa: E402
 from optimizer.env import EdgeEnv  # noqa: E402
 from optimizer.evaluate import METRICS  # noqa: E402
-from optimizer.policies.adapters import load_policies  # noqa: E402
+from optimizer.algos.trained import load_policies  # noqa: E402
 
 
 @torch.no_grad()

@@ -102,7 +102,7 @@ def evaluate(policy, checkpoint, deployment, profiles, synthetic_profiles, episo
     device = str(resolve_device(device))  # fail on --device cuda without a GPU before any work
     learned = None
     if checkpoint:
-        from optimizer.policies.adapters import load_policies
+        from optimizer.algos.trained import load_policies
         *learned, checkpoint_env = load_policies(checkpoint, device=device)
     elif policy == "none":
         raise UserInputError("--policy none evaluates nothing without --checkpoint")

@@ -1,0 +1,96 @@
+"""Trained networks as the environment's policy protocols, for ``evaluate`` and the benchmarks.
+
+    dep, usr, alloc, env_cfg = load_policies("runs/NAME")
+    env = EdgeEnv(env_cfg, catalog, num_envs=B, seed=s)
+    optimizer.evaluate.run_episodes(env, dep, usr, alloc, episodes, seed)
+
+By default the adapters act greedily (mode of each distribution: argmax server and split, greedy
+deployment decoding, the mean of the allocation distribution); ``deterministic=False`` samples as
+during training. Heuristic-MAPPO-L checkpoints return its heuristic deployment (LRU) and allocation
+(equal share). The adapters act through the same layer objects as the trainer (:mod:`.layers`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from common.errors import UserInputError
+from optimizer.algos import checkpoint
+from optimizer.algos.ablations import get_spec
+from optimizer.algos.agents import EnvDims, build_agents
+from optimizer.algos.config import TrainConfig
+from optimizer.algos.layers import AllocationLayer, UserLayer
+from optimizer.config import EnvConfig, from_dict
+
+
+def _check_width(what: str, got: int, expected: int) -> None:
+    if got != expected:
+        raise UserInputError(f"checkpoint: the {what} has size {got} here but {expected} in training; "
+                             "evaluate with the env config and profiles the policy was trained on")
+
+
+class LearnedDeployment:
+    """DeploymentPolicy: the trained deployment layer (in-turn or GRU); C7 holds by construction."""
+
+    def __init__(self, layer, deterministic: bool = True) -> None:
+        self.layer, self.deterministic = layer, deterministic
+        layer.net.eval()
+
+    @torch.no_grad()
+    def deploy(self, env, obs) -> torch.Tensor:
+        _check_width("service count I", env.dims[3], self.layer.net.num_services)
+        return self.layer.act(env, obs, self.deterministic)[0]
+
+
+class LearnedUser:
+    """UserPolicy: server and split from the MAPPO actor under the env's masks."""
+
+    def __init__(self, layer: UserLayer, local_dim: int, deterministic: bool = True) -> None:
+        self.actor, self.local_dim, self.deterministic = layer.actor.eval(), local_dim, deterministic
+
+    @torch.no_grad()
+    def act(self, env, obs) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_width("user observation", obs.local.shape[-1], self.local_dim)
+        server, split, _ = self.actor.act(obs.local, obs.server_mask, obs.split_mask, self.deterministic)
+        return server, split
+
+
+class LearnedAllocation:
+    """AllocationPolicy: the trained allocation layer (square-root tilt or attention)."""
+
+    def __init__(self, layer: AllocationLayer, deterministic: bool = True) -> None:
+        self.layer, self.deterministic = layer, deterministic
+        layer.actor.eval()
+
+    @torch.no_grad()
+    def allocate(self, env, obs) -> tuple[torch.Tensor, torch.Tensor]:
+        server = obs.assoc_mask.float().argmax(1)                             # (B, K): C4, one server each
+        Z = env.dims[4]
+        split = (obs.tokens.sum(1)[..., 2] * max(Z - 1, 1)).round().long()
+        shares, _ = self.layer.act(env, obs, server, split, self.deterministic)
+        return shares[..., 0], shares[..., 1]
+
+
+def learned_policies(agents, local_dim: int, deterministic: bool = True) -> tuple[Any, Any, Any]:
+    """(deployment, user, allocation) policies of built agents; heuristics where they play a layer."""
+    deployment = (LearnedDeployment(agents.deployment_layer, deterministic)
+                  if agents.deployment_layer is not None else agents.heuristic_deployment)
+    allocation = (LearnedAllocation(agents.allocation, deterministic) if agents.allocation is not None
+                  else agents.heuristic_allocation)
+    return deployment, LearnedUser(agents.user_layer, local_dim, deterministic), allocation
+
+
+def load_policies(checkpoint_dir: str | os.PathLike, device: str | torch.device = "cpu",
+                  deterministic: bool = True) -> tuple[Any, Any, Any, Any]:
+    """(deployment, user, allocation, env_config) of a trained run directory or checkpoint file."""
+    saved = checkpoint.load(checkpoint_dir, map_location=device)
+    cfg = TrainConfig(**saved["train_config"])
+    dims = EnvDims(**saved["dims"])
+    agents = build_agents(get_spec(cfg.algo), cfg, dims, torch.device(device))
+    for key, module in agents.modules().items():
+        module.load_state_dict(saved["trainer"]["modules"][key])
+    env_cfg = from_dict(EnvConfig, saved["env_config"])
+    return (*learned_policies(agents, dims.local_dim, deterministic), env_cfg)
