@@ -5,20 +5,75 @@ User (association + split): :class:`LocalOnly` (z = L_i), :class:`EdgeOnly` (z =
 (deepest split meeting τ̄ under an equal-share estimate), :class:`RandomUser`, and the strong reference
 :class:`LagrangianUser` (per slot, argmin over (server, split) of cost + λ·delay under equal share;
 λ tuned by :func:`calibrate_lagrangian` to meet τ̄ on average).
-Allocation: :class:`EqualShare`. Association of the simple baselines is "channel-based": the
-strongest-channel server among those the user's server mask allows (i.e. hosting the service).
+Allocation: :class:`EqualShare`, :class:`SqrtShare` (the closed-form shares that minimise a server's
+summed compute and transfer delay) and :class:`BestShare` (per server, whichever of the two gives the
+lower summed delay). Association of the simple baselines is "channel-based": the strongest-channel
+server among those the user's server mask allows (i.e. hosting the service).
+
+Every baseline is registered by name with :func:`register_baseline`, the way the zoo registers models;
+:func:`make_baseline` builds one, :func:`baseline_names` lists a layer's.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Literal
 
 import torch
 
 from optimizer.env import AllocObs, DeploymentObs, EdgeEnv, UserObs
-from optimizer.env.system_model import UserOutcome
+from optimizer.env.system_model import BITS_PER_BYTE, UserOutcome
+
+Layer = Literal["deployment", "user", "allocation"]
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """A registered heuristic: its layer, how to build it, and (users) whether it takes a tuned λ and
+    which allocation it runs with by default."""
+    name: str
+    layer: Layer
+    factory: Callable[..., Any]
+    calibrated: bool = False
+    allocation: str = "equal"
+
+
+_REGISTRY: dict[Layer, dict[str, BaselineSpec]] = {"deployment": {}, "user": {}, "allocation": {}}
+
+
+def register_baseline(name: str, layer: Layer, calibrated: bool = False, allocation: str = "equal"):
+    """Class decorator: make the heuristic available by ``name`` to ``evaluate`` and the trainer.
+
+    ``calibrated`` user baselines take ``lam`` (tuned by :func:`calibrate_lagrangian` before evaluation);
+    ``allocation`` names the allocation baseline it runs with by default.
+    """
+    def add(cls):
+        if name in _REGISTRY[layer]:
+            raise ValueError(f"{layer} baseline {name!r} is registered twice")
+        _REGISTRY[layer][name] = BaselineSpec(name, layer, cls, calibrated, allocation)
+        return cls
+    return add
+
+
+def baseline_names(layer: Layer) -> tuple[str, ...]:
+    """The registered baselines of a layer, in registration order."""
+    return tuple(_REGISTRY[layer])
+
+
+def baseline_spec(layer: Layer, name: str) -> BaselineSpec:
+    if name not in _REGISTRY[layer]:
+        raise ValueError(f"unknown {layer} baseline {name!r}; known: {', '.join(_REGISTRY[layer])}")
+    return _REGISTRY[layer][name]
+
+
+def make_baseline(layer: Layer, name: str, lam: float = 0.0, seed: int = 0):
+    """Build a registered baseline; ``lam`` goes to calibrated ones, ``seed`` to those with ``reset``."""
+    spec = baseline_spec(layer, name)
+    policy = spec.factory(lam) if spec.calibrated else spec.factory()
+    if hasattr(policy, "reset"):
+        policy.reset(seed)
+    return policy
 
 
 def greedy_fill(score: torch.Tensor, model_bytes: torch.Tensor, storage_bytes: torch.Tensor) -> torch.Tensor:
@@ -37,6 +92,7 @@ def greedy_fill(score: torch.Tensor, model_bytes: torch.Tensor, storage_bytes: t
     return x
 
 
+@register_baseline("popularity", "deployment")
 class PopularityDeployment:
     """Services by this server's share of the last period's requests h_j (eq. 14), system-wide
     popularity r as a tie-break (weight ``global_weight``). Ranking every server by r alone makes all
@@ -51,6 +107,7 @@ class PopularityDeployment:
         return greedy_fill(score, obs.model_bytes, obs.storage_bytes)
 
 
+@register_baseline("lru", "deployment")
 class LRUDeployment:
     """Keep the most recently requested services of each server (ties: most recent system-wide)."""
 
@@ -61,6 +118,7 @@ class LRUDeployment:
         return greedy_fill(score, obs.model_bytes, obs.storage_bytes)
 
 
+@register_baseline("equal", "allocation")
 class EqualShare:
     """f_{j,k} = f_j / |U_j|, B_{j,k} = B_j / |U_j| for the users associated with server j."""
 
@@ -68,6 +126,56 @@ class EqualShare:
         assoc = obs.assoc_mask.float()
         share = assoc / assoc.sum(-1, keepdim=True).clamp_min(1.0)
         return share, share
+
+
+def sqrt_share(load: torch.Tensor, assoc: torch.Tensor) -> torch.Tensor:
+    """Shares s_k ∝ √a_k over each server's users (B, J, K), the minimiser of Σ_k a_k / s_k subject to
+    Σ_k s_k = 1 (Lagrange: a_k / s_k² equal for all k). A server whose users all have a_k = 0 shares equally."""
+    root = load.clamp_min(0.0).sqrt() * assoc
+    total = root.sum(-1, keepdim=True)
+    equal = assoc / assoc.sum(-1, keepdim=True).clamp_min(1.0)
+    return torch.where(total > 0, root / total.clamp_min(1e-30), equal)
+
+
+def sqrt_shares(env: EdgeEnv, server: torch.Tensor, split: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Closed-form compute and bandwidth shares (B, J, K) for the users' choices (B, K).
+
+    Compute: τ^E_k = D^in_k Ω^E_k / (s_k f_j), so s_k ∝ √(D^in_k Ω^E_k). Bandwidth: the download and upload
+    times D^U_k / (b_k B_j η^↓_k) + D^in_k D^up_k / (b_k B_j η^↑_k) with the spectral efficiencies η held at
+    their equal-share values, so b_k ∝ √(8 D^U_k / η^↓_k + 8 D^in_k D^up_k / η^↑_k).
+    """
+    assoc = env.association(server).float()
+    loads = env.request_loads(server, split)
+    compute_load = loads.input_batch * loads.server_work
+    transfer = BITS_PER_BYTE * (loads.download_bytes / loads.downlink_se
+                                + loads.input_batch * loads.uplink_bytes / loads.uplink_se)
+    transfer = torch.where(loads.downlink_se > 0, transfer, torch.zeros_like(transfer)).nan_to_num(0.0)
+    return sqrt_share(compute_load.unsqueeze(1) * assoc, assoc), sqrt_share(transfer.unsqueeze(1) * assoc, assoc)
+
+
+@register_baseline("sqrt", "allocation")
+class SqrtShare:
+    """The closed-form shares of :func:`sqrt_shares`."""
+
+    def allocate(self, env: EdgeEnv, obs: AllocObs) -> tuple[torch.Tensor, torch.Tensor]:
+        return sqrt_shares(env, obs.server, obs.split)
+
+
+@register_baseline("best", "allocation")
+class BestShare:
+    """Per server, equal or square-root shares, whichever gives its users the lower summed delay τ_k
+    (eq. 26) this slot. The square-root shares are optimal for fixed spectral efficiencies; the true
+    rates depend on the bandwidth through the noise, so either can win."""
+
+    def allocate(self, env: EdgeEnv, obs: AllocObs) -> tuple[torch.Tensor, torch.Tensor]:
+        server, split = obs.server, obs.split
+        equal = EqualShare().allocate(env, obs)
+        root = sqrt_shares(env, server, split)
+        assoc = obs.assoc_mask.float()
+        delay_equal = (env.outcome(server, split, *equal).delay_s.unsqueeze(1) * assoc).sum(-1)
+        delay_root = (env.outcome(server, split, *root).delay_s.unsqueeze(1) * assoc).sum(-1)
+        use_root = (delay_root < delay_equal).unsqueeze(-1)
+        return torch.where(use_root, root[0], equal[0]), torch.where(use_root, root[1], equal[1])
 
 
 def channel_server(env: EdgeEnv, obs: UserObs) -> torch.Tensor:
@@ -87,6 +195,7 @@ def deepest_split(obs: UserObs) -> torch.Tensor:
     return obs.split_mask.long().sum(-1) - 1
 
 
+@register_baseline("local-only", "user")
 class LocalOnly:
     """Whole model on the device (z = L_i), channel-based association."""
 
@@ -94,6 +203,7 @@ class LocalOnly:
         return channel_server(env, obs), deepest_split(obs)
 
 
+@register_baseline("edge-only", "user")
 class EdgeOnly:
     """Whole model on the server (z = 0), channel-based association."""
 
@@ -102,6 +212,7 @@ class EdgeOnly:
         return server, torch.zeros_like(server)
 
 
+@register_baseline("random", "user")
 class RandomUser:
     """Uniform over the servers and split points the masks allow. Seeded by :meth:`reset`."""
 
@@ -126,6 +237,7 @@ def _all_splits(env: EdgeEnv, server: torch.Tensor) -> tuple[torch.Tensor, torch
     return server.unsqueeze(-1).expand(*server.shape, Z), splits
 
 
+@register_baseline("greedy", "user")
 class Greedy:
     """Strongest-channel server hosting the service; deepest split whose equal-share delay estimate
     meets τ̄ (the fastest split when none does)."""
@@ -151,6 +263,7 @@ def lagrangian_score(est: UserOutcome, lam: float, env: EdgeEnv) -> torch.Tensor
     return torch.where(est.served, served_cost, fail_cost) + lam * est.delay_s
 
 
+@register_baseline("lagrangian", "user", calibrated=True, allocation="best")
 class LagrangianUser:
     """Per slot, each user takes argmin_{(j, z) allowed} μ1 C^priv + μ2 e + λ·τ under an equal share
     1/n_j of its server. Simultaneous best responses herd onto the same server, so users start on the
@@ -215,24 +328,3 @@ def calibrate_lagrangian(mean_delay_of: Callable[[float], float], delay_limit_s:
         else:
             lo = mid
     return Calibration(hi, tried)
-
-
-USER_BASELINES = ("local-only", "edge-only", "greedy", "random", "lagrangian")
-DEPLOYMENT_BASELINES = ("popularity", "lru")
-
-
-def make_user_policy(name: str, lam: float = 0.0, seed: int = 0):
-    """User baseline by name (see :data:`USER_BASELINES`)."""
-    table = {"local-only": LocalOnly, "edge-only": EdgeOnly, "greedy": Greedy,
-             "random": lambda: RandomUser(seed), "lagrangian": lambda: LagrangianUser(lam)}
-    if name not in table:
-        raise ValueError(f"unknown user baseline {name!r}; known: {', '.join(USER_BASELINES)}")
-    return table[name]()
-
-
-def make_deployment_policy(name: str):
-    """Deployment baseline by name (see :data:`DEPLOYMENT_BASELINES`)."""
-    table = {"popularity": PopularityDeployment, "lru": LRUDeployment}
-    if name not in table:
-        raise ValueError(f"unknown deployment baseline {name!r}; known: {', '.join(DEPLOYMENT_BASELINES)}")
-    return table[name]()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 import click
 import torch
+from tabulate import tabulate
 
 from common.devices import DEVICES, resolve_device
 from common.errors import UserInputError
@@ -16,33 +18,41 @@ from common.files import atomic_open, check_writable
 from optimizer import baselines
 from optimizer.config import EvaluateConfig, apply_overrides, from_dict, load_file, to_dict
 from optimizer.env import EdgeEnv, ServiceCatalog
-from optimizer.evaluate import METRICS, EvalResult, evaluate_baseline, run_episodes
+from optimizer.env.metrics import METRIC_NAMES, METRICS
+from optimizer.evaluate import EvalResult, evaluate_baseline, run_episodes
 
-_COLUMNS = (("energy_j", "energy (J)"), ("privacy_cost", "privacy cost"), ("delay_s", "delay (s)"),
-            ("success_rate", "success"), ("user_cost", "user cost"), ("served_user_cost", "cost/served"))
+def _cell(mean: float, ci95: float) -> str:
+    """``mean ± ci``; ``n/a`` where there is no value or no interval (one episode)."""
+    if not math.isfinite(mean):
+        return "n/a"
+    return f"{mean:.4g} ± {ci95:.2g}" if math.isfinite(ci95) else f"{mean:.4g} ± n/a"
 
 
-def _format_table(results: dict[str, EvalResult]) -> str:
-    rows = [["policy"] + [title for _, title in _COLUMNS] + ["delay <= limit"]]
-    for name, res in results.items():
-        summ = res.summary()
-        cells = [f"{summ[m].mean:.4g} ± {summ[m].ci95:.2g}" for m, _ in _COLUMNS]
+def format_table(results: dict[str, EvalResult]) -> str:
+    """One column per policy, one row per metric (README "Metrics"), then the C8 verdict."""
+    rows = []
+    for name in METRIC_NAMES:
+        rows.append([METRICS[name].title] + [_cell(r.summary()[name].mean, r.summary()[name].ci95)
+                                             for r in results.values()])
+    verdicts = []
+    for res in results.values():
         verdict = "yes" if res.delay_ok else "NO"
         if "lambda" in res.extra:
             verdict += f" (λ={res.extra['lambda']:.3g})"
-        rows.append([name] + cells + [verdict])
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+        verdicts.append(verdict)
+    rows.append(["delay <= limit"] + verdicts)
+    return tabulate(rows, headers=["metric"] + list(results), tablefmt="plain", disable_numparse=True)
 
 
 def _write_results(path: Path, results: dict[str, EvalResult], cfg: EvaluateConfig, profiles: str) -> None:
     records = [{"policy": name, **res.to_record()} for name, res in results.items()]
     if path.suffix.lower() == ".json":
-        text = json.dumps({"profiles": profiles, "config": to_dict(cfg), "results": records}, indent=1) + "\n"
+        text = json.dumps({"profiles": profiles, "config": to_dict(cfg), "results": records}, indent=1,
+                          allow_nan=False) + "\n"
     elif path.suffix.lower() == ".csv":
         buf = io.StringIO()
-        keys = ["policy"] + [k for m in METRICS for k in (m, m + "_ci95")] + ["episodes", "delay_limit_s",
-                                                                              "delay_ok", "deployment", "lambda"]
+        keys = ["policy"] + [k for m in METRIC_NAMES for k in (m, m + "_ci95")] + [
+            "episodes", "delay_limit_s", "delay_ok", "deployment", "allocation", "lambda"]
         writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(records)
@@ -70,12 +80,14 @@ def _load_config(config_path: str | None, overrides: list[str], checkpoint_env: 
 
 @click.command()
 @click.option("--policy", default="all", show_default=True,
-              type=click.Choice(list(baselines.USER_BASELINES) + ["all", "none"]),
+              type=click.Choice(list(baselines.baseline_names("user")) + ["all", "none"]),
               help="User baseline (association + split); 'all' compares every one; 'none' with --checkpoint.")
 @click.option("--checkpoint", default=None, metavar="PATH",
               help="Also evaluate a trained run (directory or checkpoint file); its env config is the base.")
 @click.option("--deployment", default="popularity", show_default=True,
-              type=click.Choice(list(baselines.DEPLOYMENT_BASELINES)), help="Deployment baseline.")
+              type=click.Choice(list(baselines.baseline_names("deployment"))), help="Deployment baseline.")
+@click.option("--allocation", default=None, type=click.Choice(list(baselines.baseline_names("allocation"))),
+              help="Allocation baseline [default: each user baseline's own: equal share, 'best' for lagrangian].")
 @click.option("--profiles", default="data/profiles", show_default=True, metavar="DIR",
               help="Folder of profile tables with leakage (python cli.py profile / leakage).")
 @click.option("--synthetic-profiles", is_flag=True,
@@ -94,7 +106,7 @@ def _load_config(config_path: str | None, overrides: list[str], checkpoint_env: 
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="torch CPU threads (1 is fastest for these small tensors on a shared machine).")
 @click.option("--out", default=None, metavar="FILE", help="Write the results to FILE.json or FILE.csv.")
-def evaluate(policy, checkpoint, deployment, profiles, synthetic_profiles, episodes, slots, seed, num_envs,
+def evaluate(policy, checkpoint, deployment, allocation, profiles, synthetic_profiles, episodes, slots, seed, num_envs,
              config_path, overrides, device, threads, out):
     """Heuristic baselines (and a trained policy) on the environment: energy, privacy, delay, success, cost."""
     cli_sets = [f"{k}={v}" for k, v in (("episodes", episodes), ("env.slots_per_episode", slots),
@@ -120,7 +132,7 @@ def evaluate(policy, checkpoint, deployment, profiles, synthetic_profiles, episo
         source = profiles
     catalog = ServiceCatalog.from_profiles(source, cfg.env.services_per_model, cfg.env.compute_unit)
     env = EdgeEnv(cfg.env, catalog, num_envs=cfg.num_envs, device=device, seed=cfg.seed)
-    names = {"all": baselines.USER_BASELINES, "none": ()}.get(policy, (policy,))
+    names = {"all": baselines.baseline_names("user"), "none": ()}.get(policy, (policy,))
     results = {}
     if learned:
         click.echo(f"evaluating {checkpoint} ({cfg.episodes} episodes × {cfg.env.slots_per_episode} slots)", err=True)
@@ -129,13 +141,15 @@ def evaluate(policy, checkpoint, deployment, profiles, synthetic_profiles, episo
         results["learned"] = res
     for name in names:
         click.echo(f"evaluating {name} ({cfg.episodes} episodes × {cfg.env.slots_per_episode} slots)", err=True)
-        results[name] = evaluate_baseline(name, env, cfg.episodes, cfg.seed, deployment,
+        results[name] = evaluate_baseline(name, env, cfg.episodes, cfg.seed, deployment, allocation,
                                           cfg.lagrangian_calibration_episodes, cfg.lagrangian_bisection_steps,
                                           progress=True)
     B, J, K, I, Z = env.dims
-    click.echo(f"J={J} servers, K={K} users, I={I} services; baselines: {deployment} deployment, equal-share "
-               f"allocation; τ̄={cfg.env.cost.delay_limit_s:g} s; mean ± 95 % CI over episodes")
-    click.echo(_format_table(results))
+    allocs = sorted({str(r.extra["allocation"]) for r in results.values() if "allocation" in r.extra})
+    click.echo(f"J={J} servers, K={K} users, I={I} services; baselines: {deployment} deployment, "
+               f"{'/'.join(allocs) or 'learned'} allocation; τ̄={cfg.env.cost.delay_limit_s:g} s; "
+               f"mean ± 95 % CI over {cfg.episodes} episodes (README: Metrics)")
+    click.echo(format_table(results))
     if out:
         _write_results(Path(out), results, cfg, str(profiles))
         click.echo(f"wrote {out}", err=True)

@@ -111,6 +111,7 @@ class CostConfig:
     alpha1: float = 0.31
     alpha2: float = 1.88
     privacy_bytes_scale: float = 1e-6
+    leakage_measure: Literal["ssim", "above_floor"] = "ssim"
     mu1: float = 5.0
     mu2: float = 5.0
     delay_limit_s: float = 3.0
@@ -128,9 +129,9 @@ class RewardConfig:
 
     - ``tau_fail_s`` (τ_fail, eq. 5) = 10·τ̄: "prohibitively large" against the 3 s limit.
     - ``mu3`` weighs the delay excess [τ_k − τ̄]_+ in seconds against cost units (eq. 25).
-    - ``reward_fail`` (R^fail) = −300 lies below −μ3·(τ_fail − τ̄) = −270, so a served request, however
-      slow, never earns less for its delay than timing out would (checked in ``EnvConfig``); only
-      extreme energy or privacy costs (served costs are ≈ 10–100 per user) can fall below it.
+    - ``reward_fail`` (R^fail) = −300 lies below −μ3·(τ_fail − τ̄) = −270 (checked in ``EnvConfig``). A time-out
+      earns R^fail − μ1 C^priv − μ2 e (it is charged what its action spent), so it always earns less than the
+      same action finishing at τ_fail would: failing never pays. A cache miss (nothing ran) earns R^fail.
     - ``mu_hit`` per hit and ``mu_mig`` per second of cloud-to-edge download (eq. 24): a ΔT period
       has ≈ K·ΔT/J = 50 requests per server and fetching a VGG-19 takes ≈ 13 s at 350 Mbit/s.
     """

@@ -5,9 +5,10 @@
 
 Each copy of a batched env gives one episode per round; ``episodes`` copy-episodes are run in
 ceil(episodes / B) rounds, the first reset with ``seed``. A sample is one copy-episode's mean over
-slots of the per-slot metrics (eq. 9, 11, 12, mean τ_k, success rate, eq. 12 over served users; a slot
-where nobody was served has no served cost and is left out of that mean). The 95 % interval is Student's t
-over those samples. The delay limit (C8) holds when the mean delay over all samples is ≤ τ̄.
+slots of the per-slot metrics (:mod:`optimizer.env.metrics`; a slot where nobody was served has no
+served cost and is left out of that mean), plus the median and 95th percentile of τ_k over all of the
+episode's requests. The 95 % interval is Student's t over those samples (``nan`` for one sample, shown
+``n/a``). The delay limit (C8) holds when the mean delay over all samples is ≤ τ̄.
 Policies with a ``reset(seed)`` method are reset with the episode seed before each round.
 """
 
@@ -22,9 +23,9 @@ import torch
 from scipy import stats
 from tqdm import tqdm
 
+from optimizer import baselines
 from optimizer.env import AllocObs, DeploymentObs, EdgeEnv, UserObs
-
-METRICS = ("energy_j", "privacy_cost", "delay_s", "success_rate", "user_cost", "served_user_cost")
+from optimizer.env.metrics import METRIC_NAMES, SLOT_METRIC_NAMES, delay_quantiles
 
 
 class DeploymentPolicy(Protocol):
@@ -72,9 +73,9 @@ class EvalResult:
 
     def to_record(self) -> dict[str, object]:
         record: dict[str, object] = {}
-        for name, s in self.summary().items():
-            record[name] = s.mean
-            record[name + "_ci95"] = s.ci95
+        for name, s in self.summary().items():       # no value / no interval (one episode): null
+            record[name] = s.mean if math.isfinite(s.mean) else None
+            record[name + "_ci95"] = s.ci95 if math.isfinite(s.ci95) else None
         record["episodes"] = len(self.samples["delay_s"])
         record["delay_limit_s"] = self.delay_limit_s
         record["delay_ok"] = self.delay_ok
@@ -97,24 +98,28 @@ def run_episodes(env: EdgeEnv, deployment: DeploymentPolicy, user: UserPolicy, a
     """Run ``episodes`` copy-episodes and collect their per-episode mean metrics."""
     rounds = math.ceil(episodes / env.num_envs)
     slots = env.cfg.slots_per_episode
-    collected: dict[str, list[torch.Tensor]] = {m: [] for m in METRICS}
+    collected: dict[str, list[torch.Tensor]] = {m: [] for m in METRIC_NAMES}
     bar = tqdm(total=rounds * slots, disable=not progress, leave=False, unit="slot")
     for r in range(rounds):
         env.reset(seed=seed) if r == 0 else env.reset()
         for policy in (deployment, user, allocation):
             if hasattr(policy, "reset"):
                 policy.reset(seed * 1000 + r)
-        sums = {m: torch.zeros(env.num_envs, device=env.device) for m in METRICS}
-        counts = {m: torch.zeros(env.num_envs, device=env.device) for m in METRICS}
+        sums = {m: torch.zeros(env.num_envs, device=env.device) for m in SLOT_METRIC_NAMES}
+        counts = {m: torch.zeros(env.num_envs, device=env.device) for m in SLOT_METRIC_NAMES}
+        delays = []
         for _ in range(slots):
             res = run_slot(env, deployment, user, allocation)
-            for m in METRICS:          # served_user_cost is NaN in a slot nobody was served: skip it
+            for m in SLOT_METRIC_NAMES:    # served_user_cost is NaN in a slot nobody was served: skip it
                 value = res.metrics[m]
                 sums[m] += value.nan_to_num(0.0)
                 counts[m] += value.isfinite()
+            delays.append(res.user_cost)                        # τ_k (B, K)
             bar.update(1)
-        for m in METRICS:
+        for m in SLOT_METRIC_NAMES:
             collected[m].append(sums[m] / counts[m])
+        for m, value in delay_quantiles(torch.cat(delays, dim=-1)).items():
+            collected[m].append(value)
     bar.close()
     samples = {m: torch.cat(v)[:episodes].double().cpu().numpy() for m, v in collected.items()}
     return EvalResult(samples=samples, delay_limit_s=env.cfg.cost.delay_limit_s)
@@ -124,24 +129,26 @@ CALIBRATION_SEED_OFFSET = 1_000_003   # calibration episodes never share seeds w
 
 
 def evaluate_baseline(name: str, env: EdgeEnv, episodes: int, seed: int, deployment: str = "popularity",
-                      calibration_episodes: int = 2, bisection_steps: int = 8,
+                      allocation: str | None = None, calibration_episodes: int = 2, bisection_steps: int = 8,
                       progress: bool = False) -> EvalResult:
-    """Evaluate a user baseline with a deployment baseline and equal-share allocation. For
-    ``lagrangian``, λ is first tuned by bisection on separate seeds (recorded in ``extra``)."""
-    from optimizer import baselines
-
-    dep, alloc = baselines.make_deployment_policy(deployment), baselines.EqualShare()
-    extra: dict[str, object] = {"policy": name, "deployment": deployment}
+    """Evaluate a registered user baseline with a deployment and an allocation baseline (``None``: the
+    one the user baseline is registered with). A calibrated baseline's λ is first tuned by bisection on
+    separate seeds (recorded in ``extra``)."""
+    spec = baselines.baseline_spec("user", name)
+    allocation = allocation or spec.allocation
+    dep, alloc = baselines.make_baseline("deployment", deployment), baselines.make_baseline("allocation", allocation)
+    extra: dict[str, object] = {"policy": name, "deployment": deployment, "allocation": allocation}
     lam = 0.0
-    if name == "lagrangian":
+    if spec.calibrated:
         def mean_delay(trial_lam: float) -> float:
-            res = run_episodes(env, dep, baselines.LagrangianUser(trial_lam), alloc,
+            res = run_episodes(env, dep, baselines.make_baseline("user", name, trial_lam), alloc,
                                calibration_episodes, seed + CALIBRATION_SEED_OFFSET)
             return float(np.mean(res.samples["delay_s"]))
         cal = baselines.calibrate_lagrangian(mean_delay, env.cfg.cost.delay_limit_s, bisection_steps)
         lam = cal.lam
         extra["lambda"] = lam
         extra["calibration"] = [list(t) for t in cal.tried]
-    result = run_episodes(env, dep, baselines.make_user_policy(name, lam, seed), alloc, episodes, seed, progress)
+    user = baselines.make_baseline("user", name, lam, seed)
+    result = run_episodes(env, dep, user, alloc, episodes, seed, progress)
     result.extra.update(extra)
     return result

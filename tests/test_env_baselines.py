@@ -112,10 +112,10 @@ def test_evaluate_command(tmp_path):
             "--out", str(out)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    for name in bl.USER_BASELINES:
+    for name in bl.baseline_names("user"):
         assert name in result.output
     data = json.loads(out.read_text())
-    assert [r["policy"] for r in data["results"]] == list(bl.USER_BASELINES)
+    assert [r["policy"] for r in data["results"]] == list(bl.baseline_names("user"))
     assert data["config"]["env"]["num_users"] == 3 and "lambda" in data["results"][-1]
 
 
@@ -154,4 +154,53 @@ def test_evaluate_command_writes_csv(tmp_path):
             "--set", "env.num_servers=2", "--set", "env.num_users=3", "--out", str(out)]
     assert CliRunner().invoke(main, args).exit_code == 0
     header, row = out.read_text().splitlines()
-    assert header.startswith("policy,energy_j,energy_j_ci95") and row.startswith("edge-only,")
+    columns = header.split(",")
+    for name in ("delay_s", "delay_median_s", "delay_p95_s", "deadline_miss_rate", "timeout_rate",
+                 "cache_miss_rate", "energy_j", "privacy_cost", "served_user_cost", "split_depth"):
+        assert name in columns and name + "_ci95" in columns
+    assert row.startswith("edge-only,")
+
+
+def test_one_episode_prints_n_a_not_nan(tmp_path):
+    out = tmp_path / "res.json"
+    args = ["evaluate", "--profiles", str(FIXTURES), "--policy", "edge-only", "--episodes", "1", "--slots", "2",
+            "--num-envs", "1", "--set", "env.num_servers=2", "--set", "env.num_users=3", "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "nan" not in result.output.lower() and "± n/a" in result.output
+    record = json.loads(out.read_text())["results"][0]          # strict JSON: no NaN
+    assert record["delay_s_ci95"] is None and record["delay_s"] is not None
+
+
+def test_sqrt_share_by_hand():
+    # one server, loads a = (4, 1, 0 [not associated]): s ∝ √a = (2, 1) / 3
+    load = T([[[4.0, 1.0, 9.0]]])
+    assoc = T([[[True, True, False]]])
+    assert bl.sqrt_share(load * assoc, assoc).tolist()[0][0] == pytest.approx([2 / 3, 1 / 3, 0.0])
+    # Σ a/s: √ shares give (√4 + √1)² = 9, equal shares 4/0.5 + 1/0.5 = 10 (Cauchy–Schwarz)
+    assert (4 / (2 / 3) + 1 / (1 / 3)) == pytest.approx(9.0)
+    # a server whose users need nothing shares equally
+    assert bl.sqrt_share(T([[[0.0, 0.0]]]), T([[[True, True]]])).tolist() == [[[0.5, 0.5]]]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sqrt_shares_never_lose_to_equal_shares_on_edge_compute(seed):
+    """Σ_k τ^E_k of each server under the square-root compute shares ≤ under equal shares (the closed
+    form is the exact optimum of that sum), and BestShare's summed τ_k never exceeds equal share's."""
+    env = tiny_env(num_envs=4, seed=seed, num_users=12)
+    env.reset()
+    env.deploy(T([[[True, True], [True, True]]] * 4))
+    uo = env.user_observation()
+    server, split = bl.Greedy().act(env, uo)
+    ao = env.allocation_observation(server, split)
+    equal = bl.EqualShare().allocate(env, ao)
+    root = bl.SqrtShare().allocate(env, ao)
+    best = bl.BestShare().allocate(env, ao)
+    assoc = ao.assoc_mask.float()
+
+    def per_server(shares, field):
+        return (getattr(env.outcome(server, split, *shares), field).unsqueeze(1) * assoc).sum(-1)
+
+    assert (per_server(root, "edge_s") <= per_server(equal, "edge_s") * (1 + 1e-5) + 1e-9).all()
+    assert (per_server(best, "delay_s") <= per_server(equal, "delay_s") * (1 + 1e-5) + 1e-9).all()
+    assert ((root[0].sum(-1) - 1).abs() < 1e-5)[assoc.sum(-1) > 0].all()    # each busy server gives out all

@@ -30,7 +30,8 @@ def test_episode_truncates_and_rewards_match_costs():
         obs, rewards, terms, truncs, infos = env.step(actions)
         steps += 1
         for a in rewards:
-            # R^usr is R^fail = −200 exactly when the request failed (eq. 25) and τ_k = τ_fail then
-            assert (rewards[a] == -300.0) == (not infos[a]["served"])
+            # a failed request (miss or time-out) earns R^fail = −300 minus what it spent, and τ_k = τ_fail;
+            # a served one earns more than R^fail (R^fail ≤ −μ3 (τ_fail − τ̄) = −270)
+            assert (rewards[a] <= -300.0) == (not infos[a]["served"])
             assert (infos[a]["cost"] == 30.0) == (not infos[a]["served"])
     assert steps == 5 and all(truncs.values())

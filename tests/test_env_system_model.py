@@ -48,8 +48,11 @@ def test_energy_privacy_cost_and_rewards_by_hand():
     # eq. 12: 5 · 0.05 + 5 · 0.1 = 0.75
     assert sm.system_cost(T(0.05), T(0.1), cost).item() == pytest.approx(0.75)
     # eq. 25: served, τ = 4 s: −(5·0.15 + 5·0.4128 + 10·(4 − 3)) = −(0.75 + 2.064 + 10) = −12.814
-    r = sm.user_reward(T([0.15, 0.15]), T([0.4128, 0.4128]), T([4.0, 4.0]), T([True, False]), cost, reward)
-    assert r.tolist() == pytest.approx([-12.814, -300.0])
+    # unserved with costs (a time-out, charged what it spent): R^fail − 0.75 − 2.064 = −302.814;
+    # unserved with no costs (a cache miss): R^fail = −300
+    r = sm.user_reward(T([0.15, 0.15, 0.0]), T([0.4128, 0.4128, 0.0]), T([4.0, 30.0, 30.0]),
+                       T([True, False, False]), cost, reward)
+    assert r.tolist() == pytest.approx([-12.814, -302.814, -300.0])
     # eq. 26: server 0 has users with τ 1 and 3 → −2; server 1 none → 0
     assoc = T([[True, False, True], [False, False, False]])
     assert sm.allocation_reward(T([1.0, 9.0, 3.0]), assoc).tolist() == pytest.approx([-2.0, 0.0])

@@ -29,6 +29,7 @@ from optimizer.algos.gae import gae, next_values_from
 from optimizer.algos.lagrange import make_multiplier
 from optimizer.algos.rollout import Rollout, RewardSettings, collect
 from optimizer.env import EdgeEnv
+from optimizer.env.metrics import delay_quantiles
 
 
 TRAIN_SEED_BASE = 500_000_000
@@ -139,7 +140,8 @@ class Trainer:
 
     def _episode_stats(self, rollout: Rollout) -> dict[str, float]:
         stats = {name: float(values.nanmean()) for name, values in rollout.metrics.items()}
-        stats["constraint_delay_s"] = float(rollout.delay_s.mean())
+        delays = rollout.delay_s.permute(1, 0, 2).reshape(rollout.delay_s.shape[1], -1)   # (B, T·K) τ_k
+        stats.update({name: float(value.mean()) for name, value in delay_quantiles(delays).items()})
         stats["user_reward"] = float(rollout.user.reward.mean())
         if rollout.dep is not None:
             stats["dep_reward"] = float(rollout.dep.reward.mean())

@@ -20,7 +20,7 @@ from optimizer.algos.ppo import LayerOutput
 from optimizer.policies.allocation import user_tokens
 from optimizer.policies.allocation_correction import SqrtCorrectionActor
 from optimizer.policies.deployment_in_turn import DeploymentState, InTurnDeployment
-from optimizer.policies.square_root_share import sqrt_shares
+from optimizer.baselines import sqrt_shares
 
 
 # ------------------------------------------------------------------------------------------- users

@@ -67,10 +67,7 @@ class LearnedAllocation:
 
     @torch.no_grad()
     def allocate(self, env, obs) -> tuple[torch.Tensor, torch.Tensor]:
-        server = obs.assoc_mask.float().argmax(1)                             # (B, K): C4, one server each
-        Z = env.dims[4]
-        split = (obs.tokens.sum(1)[..., 2] * max(Z - 1, 1)).round().long()
-        shares, _ = self.layer.act(env, obs, server, split, self.deterministic)
+        shares, _ = self.layer.act(env, obs, obs.server, obs.split, self.deterministic)
         return shares[..., 0], shares[..., 1]
 
 

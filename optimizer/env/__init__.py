@@ -58,8 +58,8 @@ Policy protocol (optimizer.evaluate.run_episodes drives any mix of these):
 
 from optimizer.env.batched import EdgeEnv
 from optimizer.env.catalog import ServiceCatalog
-from optimizer.env.observations import (AllocObs, DeploymentObs, StepResult, UserObs,
+from optimizer.env.observations import (AllocObs, DeploymentObs, RequestLoads, StepResult, UserObs,
                                         deployment_fit_mask)
 
-__all__ = ["EdgeEnv", "ServiceCatalog", "AllocObs", "DeploymentObs", "StepResult", "UserObs",
+__all__ = ["EdgeEnv", "ServiceCatalog", "AllocObs", "DeploymentObs", "RequestLoads", "StepResult", "UserObs",
            "deployment_fit_mask"]

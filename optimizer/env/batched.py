@@ -18,7 +18,8 @@ from optimizer.env import channel, rng
 from optimizer.env import system_model as sm
 from optimizer.env.catalog import ServiceCatalog
 from optimizer.env.layout import DeploymentLayout, UserLocalLayout
-from optimizer.env.observations import AllocObs, DeploymentObs, StepResult, UserObs
+from optimizer.env.metrics import slot_metrics
+from optimizer.env.observations import AllocObs, DeploymentObs, RequestLoads, StepResult, UserObs
 
 _RESET, _SLOT = 1, 2
 
@@ -39,9 +40,10 @@ class EdgeEnv:
         self._episode, self.t = -1, 0
         self._set_seed(seed)
         c = self.catalog
+        self.leakage = sm.effective_leakage(c.leakage, c.leakage_floor, c.split_valid, cfg.cost.leakage_measure)
         # (I·Z, 6): D^U, Ω^U, Ω^E, D^up, Lea, D_raw per (service, split), one gather per step
         self._split_table = torch.stack([c.device_param_bytes, c.device_work, c.server_work, c.uplink_bytes,
-                                         c.leakage, c.raw_input_bytes.unsqueeze(1).expand_as(c.leakage)],
+                                         self.leakage, c.raw_input_bytes.unsqueeze(1).expand_as(c.leakage)],
                                         dim=-1).reshape(-1, 6)
         self._noise = channel.noise_w_per_hz(cfg.channel)
         self._server_xy = channel.server_grid_m(cfg.num_servers, cfg.area_m).to(self.device)
@@ -224,7 +226,8 @@ class EdgeEnv:
         feats = torch.stack([self.request_service.float() / max(I - 1, 1),
                              self.request_batch.float() / self.cfg.input_batch[1],
                              split.float() / max(Z - 1, 1)], dim=-1)          # (B, K, 3)
-        return AllocObs(tokens=feats.unsqueeze(1) * assoc.unsqueeze(-1), assoc_mask=assoc)
+        return AllocObs(tokens=feats.unsqueeze(1) * assoc.unsqueeze(-1), assoc_mask=assoc, server=server,
+                        split=split)
 
     @staticmethod
     def normalise_shares(share: torch.Tensor, assoc: torch.Tensor) -> torch.Tensor:
@@ -252,10 +255,8 @@ class EdgeEnv:
         B, J, K, I, Z = self.dims
         service, batch = self.request_service, self.request_batch.float()
         assoc = self.association(server)
-        srv = server.unsqueeze(1)
-        f_share = self.normalise_shares(compute_share, assoc).gather(1, srv).squeeze(1)
-        b_share = self.normalise_shares(bandwidth_share, assoc).gather(1, srv).squeeze(1)
-        out, need_bytes, hosted = self._outcome(server, split, f_share, b_share)
+        out, need_bytes, hosted = self._outcome(server, split, *self._user_shares(server, compute_share,
+                                                                                   bandwidth_share))
         served = out.served
         self._update_cache(service, need_bytes, served)
         # deployment bookkeeping: hits (eq. 22), requests per (server, service), recency for LRU
@@ -272,19 +273,13 @@ class EdgeEnv:
             self._period_requests.zero_()
         else:
             dep_reward = torch.zeros(B, J, device=self.device)
-        mean_energy, mean_priv = out.energy_j.mean(-1), out.privacy.mean(-1)
-        n_served = served.sum(-1)                        # unserved users cost 0 energy and privacy,
-        served_cost = sm.system_cost((out.privacy * served).sum(-1), (out.energy_j * served).sum(-1),
-                                     cfg.cost) / n_served   # so also report the cost per served user
-        metrics = {"energy_j": mean_energy, "privacy_cost": mean_priv, "delay_s": out.delay_s.mean(-1),
-                   "success_rate": served.float().mean(-1),
-                   "user_cost": sm.system_cost(mean_priv, mean_energy, cfg.cost),
-                   "served_user_cost": torch.where(n_served > 0, served_cost, torch.nan)}
+        depth = split.float() / self.catalog.num_splits.gather(0, service.view(-1)).view(B, K).clamp_min(1)
+        metrics = slot_metrics(out, depth, cfg.cost)
         result = StepResult(
             user_reward=sm.user_reward(out.privacy, out.energy_j, out.delay_s, served, cfg.cost, cfg.reward),
             user_cost=out.delay_s, alloc_reward=sm.allocation_reward(out.delay_s, assoc), dep_reward=dep_reward,
             truncated=torch.full((B,), self.t + 1 == cfg.slots_per_episode, device=self.device),
-            served=served, metrics=metrics)
+            served=served, timed_out=out.timed_out, metrics=metrics)
         self.t += 1
         if self.t == cfg.slots_per_episode:
             self.truncated_flag = True
@@ -326,6 +321,39 @@ class EdgeEnv:
             user_power_w=per_user(self.user_power_w), energy_j_per_flop=per_user(self.energy_j_per_flop),
             privacy_pref=per_user(self.privacy_pref), cost=self.cfg.cost, tau_fail_s=self.cfg.reward.tau_fail_s)
         return out, need_bytes, hosted
+
+    def outcome(self, server: torch.Tensor, split: torch.Tensor, compute_share: torch.Tensor,
+                bandwidth_share: torch.Tensor) -> sm.UserOutcome:
+        """What :meth:`step` would give for these actions (B, K) and shares (B, J, K); changes nothing."""
+        return self._outcome(server, split, *self._user_shares(server, compute_share, bandwidth_share))[0]
+
+    def _user_shares(self, server: torch.Tensor, compute_share: torch.Tensor,
+                     bandwidth_share: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each user's (B, K) share of its server's compute and bandwidth after C5–C6."""
+        assoc, srv = self.association(server), server.unsqueeze(1)
+        return (self.normalise_shares(compute_share, assoc).gather(1, srv).squeeze(1),
+                self.normalise_shares(bandwidth_share, assoc).gather(1, srv).squeeze(1))
+
+    def request_loads(self, server: torch.Tensor, split: torch.Tensor) -> RequestLoads:
+        """Each user's load on its server for choices (B, K), and the spectral efficiencies of its links
+        at an equal share B_j / n_j of the server's bandwidth (the operating point of the closed-form
+        allocation). Reads the current slot; changes nothing."""
+        B, J, K, I, Z = self.dims
+        service = self.request_service
+        rows = self._split_table.index_select(0, (service * Z + split).reshape(-1)).view(B, K, 6)
+        need_bytes, _, srv_work, up_bytes, _, _ = rows.unbind(-1)
+        held = self.cache_bytes.gather(2, service.unsqueeze(-1)).squeeze(-1)
+        download = (need_bytes - held).clamp_min(0.0) if self.cfg.user_cache else need_bytes
+        n = self.association(server).sum(-1).clamp_min(1).float()                # (B, J)
+        bandwidth = (self.server_bandwidth_hz / n).gather(1, server)
+        gain = self.channel_gain.gather(1, server.unsqueeze(1)).squeeze(1)
+        server_power = self.server_power_w.gather(1, server)
+        ones = torch.ones_like(bandwidth)
+        down_se = channel.shannon_rate_bps(bandwidth, server_power, gain, self._noise) / bandwidth
+        up_se = channel.shannon_rate_bps(bandwidth, self.user_power_w, gain, self._noise) / bandwidth
+        return RequestLoads(input_batch=self.request_batch.float(), download_bytes=download, server_work=srv_work,
+                            uplink_bytes=up_bytes, downlink_se=torch.where(bandwidth > 0, down_se, 0 * ones),
+                            uplink_se=torch.where(bandwidth > 0, up_se, 0 * ones))
 
     def estimate_outcome(self, server: torch.Tensor, split: torch.Tensor, users_per_server: torch.Tensor,
                          current_server: torch.Tensor | None = None) -> sm.UserOutcome:

@@ -13,6 +13,7 @@ Per service i and split z (profile fields of :mod:`profiler.table`):
 - ``leakage``             Lea(z)  = SSIM, eq. 3; Lea(0) = 1 and Lea(L_i) = 0 by the paper's definition
 - ``model_bytes``         D_i     = ``totals.param_bytes`` (storage, C7; migration, eq. 23)
 - ``raw_input_bytes``     D_raw_i = ``input_bytes`` (eq. 10)
+- ``leakage_floor``       SSIM of an attacker who learned nothing (``leakage_meta.floor.ssim.mean``; 0 if absent)
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class ServiceCatalog:
     server_work: torch.Tensor            # (I, Z) float: Ω^E(z)
     uplink_bytes: torch.Tensor           # (I, Z) float: D^up(z)
     leakage: torch.Tensor                # (I, Z) float: Lea(z) in [0, 1]
+    leakage_floor: torch.Tensor          # (I,) float: the no-information SSIM of the model's data
     split_valid: torch.Tensor            # (I, Z) bool: z <= L_i
     compute_unit: str                    # "flops" or "macs"
 
@@ -110,6 +112,7 @@ class ServiceCatalog:
             model_bytes=torch.tensor([r["model_bytes"] for r in per_model], dtype=torch.float32)[model_idx],
             raw_input_bytes=torch.tensor([r["raw_input_bytes"] for r in per_model],
                                          dtype=torch.float32)[model_idx],
+            leakage_floor=torch.tensor([r["leakage_floor"] for r in per_model], dtype=torch.float32)[model_idx],
             split_valid=torch.arange(z_max).unsqueeze(0) <= num_splits.unsqueeze(1),
             compute_unit=compute_unit,
             **fields,
@@ -153,4 +156,9 @@ def _model_rows(tab: dict[str, Any], source: str, compute_unit: str) -> dict[str
     if rows["device_param_bytes"][-1] > model_bytes * (1 + 1e-6) + 1:
         raise UserInputError(f"{source}: field 'splits[{last}].device_param_bytes' "
                              f"({rows['device_param_bytes'][-1]!r}) exceeds totals.param_bytes ({model_bytes!r})")
-    return {**rows, "model_bytes": model_bytes, "raw_input_bytes": raw}
+    meta = tab.get("leakage_meta") or {}
+    floor = ((meta.get("floor") or {}).get("ssim") or {}).get("mean", 0.0) if isinstance(meta, dict) else 0.0
+    floor = _number(source, "leakage_meta.floor.ssim.mean", floor)
+    if floor >= 1.0:
+        raise UserInputError(f"{source}: field 'leakage_meta.floor.ssim.mean' must be < 1, got {floor!r}")
+    return {**rows, "model_bytes": model_bytes, "raw_input_bytes": raw, "leakage_floor": floor}

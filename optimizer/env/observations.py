@@ -61,9 +61,27 @@ class AllocObs:
 
     tokens (B, J, K, 3): [i_k / (I − 1), D^in_k / high, z_k / (Z − 1)] for associated users, 0 else.
     assoc_mask (B, J, K) bool: y_{j,k}.
+    server (B, K) long, split (B, K) long: the users' choices the shares are for (for heuristics).
     """
     tokens: torch.Tensor
     assoc_mask: torch.Tensor
+    server: torch.Tensor
+    split: torch.Tensor
+
+
+@dataclass
+class RequestLoads:
+    """What each user's choice (server, split) asks of its server, (B, K) each (``EdgeEnv.request_loads``).
+
+    input_batch D^in_k; download_bytes D^U(z) not in the user's cache; server_work Ω^E(z); uplink_bytes
+    D^up(z); downlink_se / uplink_se: log2(1 + P g / σ²) in bit/s/Hz at an equal bandwidth share.
+    """
+    input_batch: torch.Tensor
+    download_bytes: torch.Tensor
+    server_work: torch.Tensor
+    uplink_bytes: torch.Tensor
+    downlink_se: torch.Tensor
+    uplink_se: torch.Tensor
 
 
 @dataclass
@@ -72,10 +90,9 @@ class StepResult:
 
     user_reward (B, K) eq. 25; user_cost (B, K) c_k = τ_k eq. 27; alloc_reward (B, J) eq. 26;
     dep_reward (B, J) eq. 24, non-zero only on the slot that closes a ΔT period (or the episode);
-    truncated (B,) bool at the last slot of an episode; served (B, K) bool;
-    metrics: dict of (B,) tensors — energy_j (ē, eq. 9), privacy_cost (C̄^priv, eq. 11), delay_s
-    (mean τ_k), success_rate, user_cost (Cost(t), eq. 12), served_user_cost (eq. 12 averaged over the
-    served users only, NaN in a slot where none is served: unserved users cost no energy or privacy).
+    truncated (B,) bool at the last slot of an episode; served (B, K) bool; timed_out (B, K) bool
+    (deployed but τ^succ > τ_fail; a user neither served nor timed out was a cache miss);
+    metrics: dict of (B,) tensors, :data:`optimizer.env.metrics.SLOT_METRICS`.
     """
     user_reward: torch.Tensor
     user_cost: torch.Tensor
@@ -83,6 +100,7 @@ class StepResult:
     dep_reward: torch.Tensor
     truncated: torch.Tensor
     served: torch.Tensor
+    timed_out: torch.Tensor
     metrics: dict[str, torch.Tensor]
 
 

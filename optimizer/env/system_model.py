@@ -3,10 +3,17 @@
 Units: bytes (``*_bytes``), bit/s (``*_bps``), FLOP or MAC counts (``*_work``) and FLOP/s (``*_flops``),
 seconds (``*_s``), joules (``*_j``). Data volumes in bytes are sent over links in bits (× 8).
 
-A user is *served* when the requested model is deployed on its server (x_{i,j}·y_{j,k} = 1, eq. 5) and
-the request completes within τ_fail (τ^succ ≤ τ_fail: a time-out; this also covers a zero bandwidth or
-compute share, which makes τ^succ infinite). An unserved user has delay τ_fail (so τ_k ≤ τ_fail
-always) and is charged no energy and no privacy cost; its reward is R^fail (eq. 25).
+Three outcomes per request (eq. 5 and the conventions the paper leaves open, README "Environment
+conventions"):
+
+- *served*: the requested model is deployed on the chosen server (x_{i,j}·y_{j,k} = 1) and τ^succ ≤ τ_fail;
+  delay τ^succ, charged its energy e_k and privacy cost C^priv_k, reward eq. 25.
+- *timed out*: deployed, but τ^succ > τ_fail (slow link, a zero share). The user stops waiting, so its
+  delay is τ_fail; the device has still run its layers and sent the feature, so it is charged the
+  energy and privacy of its action (upload energy counted for at most τ_fail of transmission) and its
+  reward is R^fail minus those costs. With R^fail ≤ −μ3(τ_fail − τ̄) a time-out never earns more than
+  the same action finishing late: failing never pays.
+- *missed*: the model is not deployed there; nothing runs. Delay τ_fail, no energy or privacy, reward R^fail.
 """
 
 from __future__ import annotations
@@ -64,6 +71,23 @@ def upload_energy_j(user_power_w: torch.Tensor, upload_s: torch.Tensor) -> torch
     return user_power_w * upload_s
 
 
+def effective_leakage(ssim: torch.Tensor, floor: torch.Tensor, split_valid: torch.Tensor,
+                      measure: str) -> torch.Tensor:
+    """Lea(z) of eq. 10 from the measured SSIM (I, Z) and each service's no-information floor (I,).
+
+    ``"ssim"``: Lea = SSIM (eq. 3). ``"above_floor"``: Lea = clamp((SSIM − floor) / (1 − floor), 0, 1), the
+    share of the reconstruction quality an attacker gains over guessing the mean image. The boundary
+    cases stay Lea(0) = 1 and Lea(L_i) = 0 (and padded splits keep Lea(L_i)).
+    """
+    if measure == "ssim":
+        return ssim
+    f = floor.unsqueeze(-1)
+    above = ((ssim - f) / (1.0 - f)).clamp(0.0, 1.0)
+    z = torch.arange(ssim.shape[-1], device=ssim.device)
+    last = split_valid.long().sum(-1, keepdim=True) - 1
+    return torch.where(z == 0, torch.ones_like(ssim), torch.where(z >= last, torch.zeros_like(ssim), above))
+
+
 def privacy_cost(privacy_pref: torch.Tensor, leakage: torch.Tensor, input_batch: torch.Tensor,
                  raw_input_bytes: torch.Tensor, cfg: CostConfig) -> torch.Tensor:
     """C^priv = (α1 + α2·Pre_k) · Lea_k · D^in · D_raw · scale (eq. 10; scale = privacy_bytes_scale)."""
@@ -78,10 +102,15 @@ def system_cost(mean_privacy: torch.Tensor, mean_energy_j: torch.Tensor, cfg: Co
 
 def user_reward(privacy: torch.Tensor, energy_j: torch.Tensor, delay_s: torch.Tensor, served: torch.Tensor,
                 cost: CostConfig, reward: RewardConfig) -> torch.Tensor:
-    """R^usr = −(μ1 C^priv + μ2 e + μ3 [τ − τ̄]_+) if served else R^fail (eq. 25)."""
+    """R^usr (eq. 25): −(μ1 C^priv + μ2 e + μ3 [τ − τ̄]_+) if served, else R^fail − μ1 C^priv − μ2 e.
+
+    An unserved user's C^priv and e are 0 for a miss and what its action spent for a time-out, so a
+    time-out earns R^fail − μ1 C^priv − μ2 e ≤ −(μ1 C^priv + μ2 e + μ3 (τ_fail − τ̄)), the reward of the same
+    action finishing at τ_fail, whenever R^fail ≤ −μ3 (τ_fail − τ̄) (checked in ``EnvConfig``).
+    """
+    spent = cost.mu1 * privacy + cost.mu2 * energy_j
     excess = (delay_s - cost.delay_limit_s).clamp_min(0.0)
-    value = -(cost.mu1 * privacy + cost.mu2 * energy_j + reward.mu3 * excess)
-    return torch.where(served, value, torch.full_like(value, reward.reward_fail))
+    return torch.where(served, -(spent + reward.mu3 * excess), reward.reward_fail - spent)
 
 
 def allocation_reward(delay_s: torch.Tensor, assoc: torch.Tensor) -> torch.Tensor:
@@ -111,15 +140,17 @@ def deployment_reward(hits: torch.Tensor, migration_s: torch.Tensor, reward: Rew
 
 @dataclass
 class UserOutcome:
-    """Per-user results of one slot (any broadcast shape)."""
+    """Per-user results of one slot (any broadcast shape). ``hosted`` = served or timed out."""
     download_s: torch.Tensor      # τ^E2U
     local_s: torch.Tensor         # τ^U
     upload_s: torch.Tensor        # τ^U2E
     edge_s: torch.Tensor          # τ^E
-    served: torch.Tensor          # bool: x_{i,j} y_{j,k} = 1 and τ^succ <= τ_fail
-    delay_s: torch.Tensor         # τ_k, eq. 5
-    energy_j: torch.Tensor        # e_k, eq. 8 (0 if not served)
-    privacy: torch.Tensor         # C^priv_k, eq. 10 (0 if not served)
+    hosted: torch.Tensor          # bool: x_{i,j} y_{j,k} = 1 (the model ran; not a miss)
+    served: torch.Tensor          # bool: hosted and τ^succ <= τ_fail
+    timed_out: torch.Tensor       # bool: hosted and τ^succ > τ_fail
+    delay_s: torch.Tensor         # τ_k, eq. 5: τ^succ if served, else τ_fail
+    energy_j: torch.Tensor        # e_k, eq. 8 (0 for a miss)
+    privacy: torch.Tensor         # C^priv_k, eq. 10 (0 for a miss)
 
 
 def user_outcome(*, input_batch: torch.Tensor, download_bytes: torch.Tensor, device_work: torch.Tensor,
@@ -134,12 +165,13 @@ def user_outcome(*, input_batch: torch.Tensor, download_bytes: torch.Tensor, dev
     t_up = upload_delay_s(input_batch, uplink_bytes, uplink_bps)
     t_edge = edge_compute_delay_s(input_batch, server_work, allocated_flops)
     t_succ = t_down + t_local + t_up + t_edge                                    # eq. 4
-    served = hosted & (t_succ <= tau_fail_s)                                   # time-out: τ_fail
+    served = hosted & (t_succ <= tau_fail_s)
+    timed_out = hosted & ~served
     delay = total_delay_s(t_succ, served, tau_fail_s)                            # eq. 5
     energy = compute_energy_j(energy_j_per_flop, input_batch, device_work) \
-        + upload_energy_j(user_power_w, torch.where(served, t_up, torch.zeros_like(t_up)))  # eq. 6–8
-    zero = torch.zeros_like(energy)
+        + upload_energy_j(user_power_w, t_up.clamp_max(tau_fail_s))              # eq. 6–8
     privacy = privacy_cost(privacy_pref, leakage, input_batch, raw_input_bytes, cost)     # eq. 10
-    return UserOutcome(download_s=t_down, local_s=t_local, upload_s=t_up, edge_s=t_edge, served=served,
-                       delay_s=delay, energy_j=torch.where(served, energy, zero),
-                       privacy=torch.where(served, privacy, zero))
+    zero = torch.zeros_like(energy)
+    return UserOutcome(download_s=t_down, local_s=t_local, upload_s=t_up, edge_s=t_edge, hosted=hosted,
+                       served=served, timed_out=timed_out, delay_s=delay,
+                       energy_j=torch.where(hosted, energy, zero), privacy=torch.where(hosted, privacy, zero))
