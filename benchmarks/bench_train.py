@@ -36,11 +36,12 @@ from optimizer.algos.config import TrainConfig  # noqa: E402
 from optimizer.algos.runner import SYNTHETIC, load_catalog, train_run  # noqa: E402
 from optimizer.config import EnvConfig  # noqa: E402
 from optimizer.env import EdgeEnv  # noqa: E402
-from optimizer.evaluate import METRICS, evaluate_baseline, run_episodes  # noqa: E402
+from optimizer.env.metrics import METRIC_NAMES as METRICS  # noqa: E402
+from optimizer.evaluate import evaluate_baseline, run_episodes  # noqa: E402
 from optimizer.algos.trained import load_policies  # noqa: E402
 
 EVAL_SEED = 777          # evaluation episodes: never used in training (training seeds start at 5e8)
-BASELINES = ("random", "greedy", "lagrangian")
+BASELINES = ("local-only", "edge-only", "random", "greedy", "lagrangian")
 
 
 def _mean_ci(values: list[float]) -> tuple[float, float]:
@@ -60,7 +61,7 @@ def main() -> None:
     parser.add_argument("--summarise", action="store_true",
                         help="only rebuild OUT/summary.* and OUT/convergence.png from OUT/rows")
     parser.add_argument("--iterations", type=int, default=20)
-    parser.add_argument("--num-envs", type=int, default=1)
+    parser.add_argument("--num-envs", type=int, default=TrainConfig.num_envs)
     parser.add_argument("--profiles", default="data/profiles")
     parser.add_argument("--synthetic-profiles", action="store_true")
     parser.add_argument("--eval-episodes", type=int, default=10)
@@ -109,7 +110,7 @@ def main() -> None:
                "iteration_s": statistics.median(h["iteration_s"] for h in history),
                "final_lambda": history[-1]["lambda"]}
         row.update({m: float(evaluation.samples[m].mean()) for m in METRICS})
-        row.update({f"train_{m}": history[-1][m] for m in METRICS})
+        row.update({f"train_{m}": history[-1].get(m, float("nan")) for m in METRICS})
         _save_row(rows_dir, row)
         _write(out, meta_of(args, profiles, seeds, started), env_cfg)
     for name in () if args.no_baselines else BASELINES:
@@ -153,7 +154,7 @@ def throughput(args) -> None:
         trainer = Trainer(TrainConfig(num_envs=num_envs, device=args.device, precision=args.precision,
                                       tensorboard=False), env_cfg, catalog)
         stats = [trainer.train_iteration() for _ in range(4)][1:]
-        row = {"num_envs": num_envs, "slots_per_iteration": num_envs * env_cfg.slots_per_episode,
+        row = {"num_envs": num_envs, "slots_per_iteration": num_envs * trainer.slots,
                "precision": "bf16" if trainer.bf16 else "fp32", "threads": torch.get_num_threads()}
         for key in ("env_slots_per_s", "rollout_s", "update_s", "user_update_s", "alloc_update_s",
                     "dep_update_s", "iteration_s"):

@@ -26,7 +26,7 @@ from common.errors import UserInputError  # noqa: E402
 from optimizer import baselines  # noqa: E402
 from optimizer.algos.runner import load_catalog  # noqa: E402
 from optimizer.env import EdgeEnv  # noqa: E402
-from optimizer.evaluate import METRICS  # noqa: E402
+from optimizer.env.metrics import SLOT_METRIC_NAMES as METRICS  # noqa: E402
 from optimizer.algos.trained import load_policies  # noqa: E402
 
 
