@@ -32,6 +32,7 @@ class EnvDims:
     global_dim: int        # 2K + J·I of eq. 17
     max_input_size: int    # highest D^in
     shared_cols: tuple[int, int] | None   # columns of the local obs equal for all users (vec(X))
+    channel_cols: tuple[int, int] | None = None   # the J channel features of the local obs
 
     @classmethod
     def from_env(cls, env) -> "EnvDims":
@@ -40,7 +41,8 @@ class EnvDims:
         layout = env.user_local_layout
         glob_dim = 2 * K + J * I
         cols = (layout.deployment.start, layout.deployment.stop)
-        return cls(J, K, I, Z, layout.width, glob_dim, env.cfg.input_batch[1], cols)
+        channel = (layout.channel.start, layout.channel.stop) if layout.channel is not None else None
+        return cls(J, K, I, Z, layout.width, glob_dim, env.cfg.input_batch[1], cols, channel)
 
 
 @dataclass
@@ -71,7 +73,7 @@ def build_agents(spec: AlgoSpec, cfg: TrainConfig, dims: EnvDims, device: torch.
     central = spec.centralised_critics
     agents = Agents(
         user_actor=UserActor(dims.local_dim, dims.num_servers, dims.num_splits, cfg.hidden_user,
-                             dims.shared_cols),
+                             dims.shared_cols, dims.channel_cols if cfg.user_server_scoring else None),
         user_critics=UserCritics(dims.local_dim, dims.global_dim, cfg.hidden_user, central,
                                  dims.shared_cols),
         deployment=_deployment(cfg, dims, central) if spec.learned_deployment else None,

@@ -51,6 +51,7 @@ class TrainConfig:
     hidden_user: int = 128            # paper 256: half the width, ≈ 2× faster user update (BENCHMARKS)
     hidden_deployment: int = 64         # in-turn score network (gru: GRU width, paper 256)
     hidden_allocation: int = 64
+    user_server_scoring: bool = True    # server logits also from a head shared by all servers (channel)
     embedding_dim: int = 16             # d_m, d_s (eq. 16) and split embedding (eq. 18 keys)
     # Deployment layer
     deployment_policy: str = "in-turn"  # in-turn (coverage-aware, per-step ratios) | gru (paper, eq. 28-30)
@@ -121,7 +122,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                   gamma_deployment=0.99, gae_lambda_deployment=0.95, hidden_deployment=256,
                   hidden_allocation=128, entropy_deployment=0.25, deployment_policy="gru",
                   deployment_reward="eq24", allocation_policy="attention", lambda_pid=False,
-                  lambda_normalised=False, charge_misses_to_deployment=False),
+                  lambda_normalised=False, charge_misses_to_deployment=False, user_server_scoring=False,
+                  hidden_user=256),
     "default": {},
 }
 
