@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import platform
 import statistics
 import sys
@@ -32,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common.errors import UserInputError  # noqa: E402
 from optimizer.algos.ablations import ALGORITHMS  # noqa: E402
-from optimizer.algos.config import TrainConfig  # noqa: E402
+from optimizer.algos.config import TrainConfig, preset  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from optimizer.algos.runner import SYNTHETIC, load_catalog, train_run  # noqa: E402
 from optimizer.config import EnvConfig  # noqa: E402
 from optimizer.env import EdgeEnv  # noqa: E402
@@ -69,6 +71,9 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="results/train")
+    parser.add_argument("--throughput-iterations", type=int, default=6,
+                        help="iterations timed per --throughput entry (the first is not counted)")
+    parser.add_argument("--preset", default="default", help="TrainConfig preset (default | paper)")
     parser.add_argument("--throughput", default=None, metavar="B1,B2,...",
                         help="only measure HC-MAPPO-L speed for these num_envs "
                              "(4 iterations each, the first not counted)")
@@ -96,8 +101,9 @@ def main() -> None:
     rows_dir = out / "rows"
     rows_dir.mkdir(exist_ok=True)
     for algo, seed in jobs:
-        cfg = TrainConfig(algo=algo, iterations=args.iterations, num_envs=args.num_envs, seed=seed,
-                          device=args.device, precision=args.precision, tensorboard=False)
+        cfg = TrainConfig(**{**preset(args.preset), "algo": algo, "iterations": args.iterations,
+                             "num_envs": args.num_envs, "seed": seed, "device": args.device,
+                             "precision": args.precision, "tensorboard": False})
         run_dir = out / "runs" / f"{algo}-s{seed}"
         result = train_run(cfg, env_cfg, profiles, run_dir, resume=(run_dir / "checkpoint.pt").exists(),
                            progress=True)
@@ -142,8 +148,9 @@ def _save_row(rows_dir: Path, row: dict) -> None:
 
 
 def throughput(args) -> None:
-    """Env slots/s during rollouts and wall time per iteration (medians of iterations 2–4; the first
-    includes warm-up) of HC-MAPPO-L at the default configuration, per num_envs."""
+    """Env slots/s during rollouts, wall time per phase and per iteration (medians of iterations 2…N;
+    the first includes warm-up) and FLOPs of one iteration (torch FlopCounterMode: 2 per multiply-add)
+    of HC-MAPPO-L at a preset, per num_envs."""
     from optimizer.algos.hc_mappo_l import Trainer
 
     profiles = SYNTHETIC if args.synthetic_profiles else args.profiles
@@ -151,21 +158,27 @@ def throughput(args) -> None:
     catalog = load_catalog(profiles, env_cfg)
     results = []
     for num_envs in (int(b) for b in args.throughput.split(",")):
-        trainer = Trainer(TrainConfig(num_envs=num_envs, device=args.device, precision=args.precision,
-                                      tensorboard=False), env_cfg, catalog)
-        stats = [trainer.train_iteration() for _ in range(4)][1:]
+        trainer = Trainer(TrainConfig(**{**preset(args.preset), "num_envs": num_envs, "device": args.device,
+                                         "precision": args.precision, "tensorboard": False}), env_cfg, catalog)
+        stats = [trainer.train_iteration() for _ in range(args.throughput_iterations)][1:]
+        with FlopCounterMode(display=False) as flops:
+            trainer.train_iteration()
         row = {"num_envs": num_envs, "slots_per_iteration": num_envs * trainer.slots,
                "precision": "bf16" if trainer.bf16 else "fp32", "threads": torch.get_num_threads()}
         for key in ("env_slots_per_s", "rollout_s", "update_s", "user_update_s", "alloc_update_s",
                     "dep_update_s", "iteration_s"):
-            row[key] = statistics.median(s[key] for s in stats)
+            row[key] = statistics.median(s.get(key, 0.0) for s in stats)
+        row["gflop_per_iteration"] = flops.get_total_flops() / 1e9
+        row["minutes_per_1000_iterations"] = row["iteration_s"] * 1000 / 60
         results.append(row)
         print(json.dumps(row), flush=True)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv), "profiles": profiles,
+            "load_average": os.getloadavg(),
             "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {args.device}"}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"throughput-{results[0]['precision']}-{results[0]['threads']}t.json" if results else "throughput.json"
+    name = (f"throughput-{args.preset}-{results[0]['precision']}-{results[0]['threads']}t.json" if results
+            else "throughput.json")
     (out / name).write_text(json.dumps({"meta": meta, "rows": results}, indent=1))
 
 
@@ -174,7 +187,8 @@ def meta_of(args, profiles: str, seeds: list[int], started: str) -> dict:
             "command": " ".join(sys.argv), "profiles": profiles, "synthetic": profiles == SYNTHETIC,
             "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {args.device}",
             "iterations": args.iterations, "num_envs": args.num_envs, "seeds": seeds,
-            "eval_episodes": args.eval_episodes, "eval_seed": EVAL_SEED, "env": "EnvConfig() defaults"}
+            "eval_episodes": args.eval_episodes, "eval_seed": EVAL_SEED, "env": "EnvConfig() defaults",
+            "preset": args.preset}
 
 
 def _write(out: Path, meta: dict, env_cfg: EnvConfig) -> None:
