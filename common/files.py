@@ -29,8 +29,10 @@ def read_text(path: str | os.PathLike, what: str) -> str:
 def check_writable(path: str | os.PathLike, option: str = "--out", folder: bool = False) -> None:
     """Fail fast, before long work, if ``path`` (a file, or with ``folder`` a folder) could not be written.
 
-    No side effects: walks up to the nearest existing ancestor, which must be a folder this process
-    may write into; a file target must not be an existing folder, a folder target not an existing file.
+    A file target must not be an existing folder, and the nearest existing ancestor (of a folder target:
+    the folder itself) must be a folder in which a file can really be created. That is tried with a
+    hidden probe file, removed at once: permission bits say nothing for root, nor about read-only or
+    virtual file systems (``/proc``). Nothing is left behind.
     """
     path = Path(path)
     if not folder and path.is_dir():
@@ -40,8 +42,12 @@ def check_writable(path: str | os.PathLike, option: str = "--out", folder: bool 
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise UserInputError(f"{option} {path}: {ancestor} is a file, not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UserInputError(f"{option} {path}: no permission to write in {ancestor}")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".splitpriv-probe-", dir=ancestor)
+    except OSError as exc:
+        raise UserInputError(f"{option} {path}: cannot write in {ancestor} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _current_umask() -> int:

@@ -55,7 +55,7 @@ def summary_table(summary: RunSummary) -> str:
               help="Where the victim and decoder run (auto: CUDA if available).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help="auto: bf16 autocast where the hardware supports it.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of image crops, train/test split and decoder init (recorded).")
 @click.option("--weights", default=NO_WEIGHTS, show_default=True,
               help="none (seeded random init), a cached torchvision weights name, or a state_dict path.")

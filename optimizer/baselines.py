@@ -255,12 +255,12 @@ class Greedy:
 
 
 def lagrangian_score(est: UserOutcome, lam: float, env: EdgeEnv) -> torch.Tensor:
-    """μ1 C^priv + μ2 e + λ τ per candidate. An unserved candidate (miss or time-out) costs −R^fail
-    instead of its zero energy and privacy, as in eq. 25 — else failing on purpose would look free."""
+    """μ1 C^priv + μ2 e + λ τ per candidate, plus −R^fail for a candidate that fails (miss or time-out):
+    the negative of eq. 25's reward without its delay term, so a candidate is priced as the user is paid."""
     cost = env.cfg.cost
-    served_cost = cost.mu1 * est.privacy + cost.mu2 * est.energy_j
-    fail_cost = torch.full_like(served_cost, -env.cfg.reward.reward_fail)
-    return torch.where(est.served, served_cost, fail_cost) + lam * est.delay_s
+    spent = cost.mu1 * est.privacy + cost.mu2 * est.energy_j
+    fail = torch.where(est.served, torch.zeros_like(spent), torch.full_like(spent, -env.cfg.reward.reward_fail))
+    return spent + fail + lam * est.delay_s
 
 
 @register_baseline("lagrangian", "user", calibrated=True, allocation="best")

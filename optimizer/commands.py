@@ -96,7 +96,7 @@ def _load_config(config_path: str | None, overrides: list[str], checkpoint_env: 
               help="Copy-episodes per policy [config: episodes, 5].")
 @click.option("--slots", type=int, default=None, metavar="T",
               help="Slots per episode [config: env.slots_per_episode, 200].")
-@click.option("--seed", type=int, default=None, metavar="S", help="Seed of the evaluation episodes [config: seed, 0].")
+@click.option("--seed", type=click.IntRange(min=0), default=None, metavar="S", help="Seed of the evaluation episodes [config: seed, 0].")
 @click.option("--num-envs", type=int, default=None, metavar="B", help="Copies run in parallel [config: num_envs, 5].")
 @click.option("--config", "config_path", default=None, metavar="FILE", help="YAML or TOML file with config values.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -131,6 +131,8 @@ def evaluate(policy, checkpoint, deployment, allocation, profiles, synthetic_pro
     else:
         source = profiles
     catalog = ServiceCatalog.from_profiles(source, cfg.env.services_per_model, cfg.env.compute_unit)
+    if catalog.leakage_warning:
+        click.echo(f"warning: {catalog.leakage_warning}", err=True)
     env = EdgeEnv(cfg.env, catalog, num_envs=cfg.num_envs, device=device, seed=cfg.seed)
     names = {"all": baselines.baseline_names("user"), "none": ()}.get(policy, (policy,))
     results = {}

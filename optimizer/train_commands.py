@@ -5,11 +5,12 @@ from __future__ import annotations
 import click
 import torch
 
+from common.files import check_writable
 from common.precision import PRECISIONS
 from optimizer.algos.ablations import ALGORITHMS
 from optimizer.algos.config import PRESETS, TrainConfig, preset
 from optimizer.algos.hc_mappo_l import TrainingDiverged
-from optimizer.algos.runner import SYNTHETIC, train_run
+from optimizer.algos.runner import SYNTHETIC, RunResult, train_run
 from optimizer.config import EnvConfig, apply_overrides, from_dict
 
 
@@ -34,7 +35,7 @@ def build_configs(overrides: tuple[str, ...], preset_name: str = "default", **fl
 @click.option("--iterations", type=int, default=None, help="Training iterations [1000].")
 @click.option("--num-envs", type=int, default=None, help="Batched env copies [4]; each runs rollout_slots slots "
               "per iteration.")
-@click.option("--seed", type=int, default=None, help="Seed of networks, sampling and episodes [0].")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of networks, sampling and episodes [0].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="Matrix products in rollouts and updates: auto = bf16 autocast where the hardware "
@@ -57,22 +58,31 @@ def train(algo, profiles, synthetic_profiles, iterations, num_envs, seed, device
                                  seed=seed, device=device, precision=precision)
     source = SYNTHETIC if synthetic_profiles else profiles
     out = out or f"runs/{cfg.algo}-s{cfg.seed}"
+    check_writable(out, "--out", folder=True)  # before the catalog is built and the first iteration runs
     try:
-        result = train_run(cfg, env_cfg, source, out, resume=resume, progress=not quiet)
+        result = train_run(cfg, env_cfg, source, out, resume=resume, progress=not quiet,
+                           warn=lambda message: click.echo(f"warning: {message}", err=True))
     except TrainingDiverged as exc:
         click.echo(f"error: training diverged at {exc}; {out} keeps the checkpoint of the iteration "
                    "before", err=True)
         raise SystemExit(1) from None
+    if result.history:
+        _report(result)
+    if result.interrupted:  # like any interrupted command: exit 130, so `train && evaluate` stops here
+        where = (f"checkpoint at iteration {result.iterations}; continue with --resume --out {out}"
+                 if result.history else "before the first iteration finished; nothing to resume")
+        click.echo(f"interrupted: {where}", err=True)
+        raise SystemExit(130)
     if not result.history:
         click.echo(f"{out}: nothing to do (already at {result.iterations} iterations)")
-        return
+
+
+def _report(result: RunResult) -> None:
+    """One line: the last iteration's delay against τ̄, cost, energy, privacy, success, λ."""
     last, tau_bar = result.history[-1], result.delay_limit_s
     verdict = "meets" if last["delay_s"] <= tau_bar else "VIOLATES"
     click.echo(f"{result.algo}: iteration {result.iterations}, delay {last['delay_s']:.3f} s ({verdict} "
                f"τ̄ = {tau_bar:g} s), user cost {last['user_cost']:.3f}, energy {last['energy_j']:.3f} J, "
                f"privacy {last['privacy_cost']:.3f}, success {last['success_rate']:.3f}, "
                f"λ {last['lambda']:.3f}")
-    if result.interrupted:
-        click.echo(f"interrupted: checkpoint at iteration {result.iterations}; "
-                   f"continue with --resume --out {out}")
     click.echo(f"run directory: {result.run_dir}")

@@ -143,7 +143,8 @@ def keep_leakage(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, A
     return new
 
 
-def _existing(path: Path) -> dict[str, Any] | None:
+def existing_table(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or ``None`` when there is none (missing, unreadable, not JSON)."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -156,6 +157,6 @@ def write_profile(path: str | Path, table: dict[str, Any]) -> Path:
     path = Path(path)
     if path.is_dir():
         raise UserInputError(f"--out {path}: is a folder; give a file name, or use --all for a folder")
-    table = keep_leakage(table, _existing(path))
+    table = keep_leakage(table, existing_table(path))
     schema.validate(table, source=str(path))
     return write_json(path, table)

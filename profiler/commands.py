@@ -19,30 +19,33 @@ from tqdm import tqdm
 from common.devices import DEVICES, resolve_device
 from common.errors import UserInputError
 from common.files import atomic_open, check_writable
+from common.text import align_columns
 from profiler import zoo as model_zoo
-from profiler.build import ProfileOptions, profile_model, write_profile
+from profiler.build import ProfileOptions, existing_table, keep_leakage, profile_model, write_profile
 from profiler.graph import split_model
 from profiler.latency import LatencyConfig
 from profiler.render import format_tables, si
 from profiler.weights import NO_WEIGHTS
 
 FORMATS = ("table", "json", "csv")
+#: Where ``cli.py leakage`` writes measured leakage by default; the text table shows it from there.
+MEASURED_PROFILES = Path("data/profiles")
 _SUFFIX_FORMAT = {".json": "json", ".csv": "csv", ".txt": "table"}
+_FORMAT_SUFFIX = {fmt: suffix for suffix, fmt in _SUFFIX_FORMAT.items()}
 
 
 @click.command()
 def zoo() -> None:
     """List the model zoo: name, input shape, split units, parameters, description."""
-    rows = [["name", "input", "units", "params", "description"]]
+    rows = []
     for name in model_zoo.available():
         spec = model_zoo.ZOO.get(name)
         skeleton = model_zoo.build_on_meta(name)  # no storage, no init: counting units stays instant
         units = split_model(skeleton).num_units
         params = sum(p.numel() for p in skeleton.parameters())
-        rows.append([name, "×".join(map(str, spec.input_shape)), str(units), si(params), spec.description])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        rows.append([name, "×".join(map(str, spec.input_shape)), units, si(params), spec.description])
+    header = ["name", "input", "units", "params", "description"]
+    click.echo("\n".join(align_columns(header, rows, left=(0, 1, 4))))
 
 
 def _command_line(spec: str | None, all_models: bool, input_shape: str | None, weights: str,
@@ -64,11 +67,16 @@ def _command_line(spec: str | None, all_models: bool, input_shape: str | None, w
 
 
 def _resolve_format(fmt: str | None, out: str | None, all_models: bool) -> str:
+    """``--format`` if given, else implied by the ``--out`` suffix; a contradiction is a user error."""
+    implied = _SUFFIX_FORMAT.get(Path(out).suffix.lower()) if out and not all_models else None
+    if fmt and implied and fmt != implied:
+        raise UserInputError(f"--format {fmt} --out {out}: the suffix {Path(out).suffix} says {implied}; "
+                             f"name the file *{_FORMAT_SUFFIX[fmt]} or drop --format")
     if fmt:
         return fmt
     if all_models and out:
         return "json"
-    return _SUFFIX_FORMAT.get(Path(out).suffix.lower(), "json") if out else "table"
+    return (implied or "json") if out else "table"
 
 
 @click.command()
@@ -122,25 +130,40 @@ def profile(model: str | None, model_option: str | None, all_models: bool, input
     for name in tqdm(names, desc="profiling", unit="model", disable=len(names) == 1 or None, leave=False):
         loaded = model_zoo.load_model(name, weights=weights, input_shape=shape)
         tables.append(profile_model(loaded, options))
+    sources = _show_measured_leakage(tables) if fmt == "table" else {}
     if out is None:
-        click.echo(format_tables(tables, fmt), nl=False)
+        click.echo(format_tables(tables, fmt, sources), nl=False)
     elif all_models:
-        _write_folder(Path(out), tables, fmt)
-    elif fmt == "json":
-        write_profile(out, tables[0])
+        _write_folder(Path(out), tables, fmt, sources)
     else:
-        _write_text(Path(out), format_tables(tables, fmt))
+        if fmt == "json":
+            write_profile(out, tables[0])
+        else:
+            _write_text(Path(out), format_tables(tables, fmt, sources))
+        click.echo(f"wrote {out}", err=True)
 
 
-def _write_folder(folder: Path, tables: list[dict], fmt: str) -> None:
+def _show_measured_leakage(tables: list[dict]) -> dict[str, str]:
+    """Fill the text view's leakage column from ``data/profiles/<model>.json`` when that table was measured
+    for the same units (:func:`keep_leakage`); returns model → the file it came from."""
+    sources = {}
+    for table in tables:
+        path = MEASURED_PROFILES / f"{table['model']}.json"
+        keep_leakage(table, existing_table(path))
+        if table.get("leakage_meta"):
+            sources[table["model"]] = str(path)
+    return sources
+
+
+def _write_folder(folder: Path, tables: list[dict], fmt: str, sources: dict[str, str]) -> None:
     """``<model>.<json|csv|txt>`` per table; written only after every model was profiled."""
-    suffix = {"json": ".json", "csv": ".csv", "table": ".txt"}[fmt]
+    suffix = _FORMAT_SUFFIX[fmt]
     for table in tables:
         path = folder / f"{table['model']}{suffix}"
         if fmt == "json":
             write_profile(path, table)
         else:
-            _write_text(path, format_tables([table], fmt))
+            _write_text(path, format_tables([table], fmt, sources))
         click.echo(f"wrote {path}", err=True)
 
 

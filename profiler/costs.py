@@ -3,14 +3,31 @@
 Compute is counted by fvcore's :class:`~fvcore.nn.FlopCountAnalysis`, run on each unit with the
 tensor that really reaches it. fvcore counts one fused multiply-add as one "flop": we call that a
 MAC, and FLOPs = 2 × MACs. Ops fvcore leaves at zero are not hidden: those with a formula in
-:data:`OTHER_OPS` (residual add, ReLU, max-pool, ...) are counted as *other ops* (comparisons and
-additions, kept apart from MACs); the rest are reported as uncounted, by op and occurrence.
+:data:`OP_FORMULAS` are counted, as MACs or as *other ops* (comparisons and additions of ReLU,
+pooling, residual add, kept apart from MACs); ops that do no arithmetic at inference
+(:data:`FREE_OPS`: dropout, random fills) are skipped; the rest are reported as uncounted.
 
-Extend the formula table the way ``torch.utils.flop_counter.register_flop_formula`` does::
+Teach the profiler an op the way ``torch.utils.flop_counter.register_flop_formula`` does::
 
-    @register_op_formula("aten::hardswish", note="3 ops per element")
+    from profiler.costs import register_op_formula, output_numel, value_shape
+
+    @register_op_formula("aten::hardswish", note="3 ops per element")            # other ops
     def _hardswish(inputs, outputs):
         return 3 * output_numel(outputs)
+
+    @register_op_formula("aten::scaled_dot_product_attention", counts_as="macs",  # joins MACs/FLOPs
+                         note="QK^T and attention x V")
+    def _sdpa(inputs, outputs):
+        (*batch, L, E), (*_, S, _), (*_, Ev) = (value_shape(v) for v in inputs[:3])
+        return math.prod(batch) * L * S * (E + Ev)
+
+A formula receives the traced node's ``inputs`` and ``outputs``: lists of TorchScript values
+(``torch._C.Value``) in the order of the op's schema (``aten::max_pool2d(self, kernel_size, stride,
+...)``). Read a tensor's shape with :func:`value_shape`, an ``int[]`` argument with :func:`int_list`,
+any other constant with ``value.toIValue()``; return a count for one call of the op with batch 1.
+``counts_as="macs"`` adds the count to the unit's MACs (and FLOPs = 2 × MACs, which the environment
+uses); ``"other_ops"`` (the default) keeps it apart. Register before profiling (e.g. in the module
+that defines the model); a later registration for the same op replaces the earlier one.
 """
 
 from __future__ import annotations
@@ -29,21 +46,37 @@ with warnings.catch_warnings():  # fvcore's focal_loss calls torch.jit.script at
     warnings.simplefilter("ignore", FutureWarning)
     from fvcore.nn import FlopCountAnalysis
 
-#: ``formula(inputs, outputs) -> ops`` on the jit values of one traced node (fvcore's handle signature).
+#: ``formula(inputs, outputs) -> count`` on the jit values of one traced node (fvcore's handle signature).
 OpFormula = Callable[[list[Any], list[Any]], int]
+
+#: What a formula's count is added to.
+COUNTS_AS = ("macs", "other_ops")
 
 COMPUTE_CONVENTION = (
     "macs = multiply-accumulates counted by fvcore FlopCountAnalysis (fvcore calls one fused multiply-add "
-    "one 'flop'; it also counts batch-norm at 1 per element and adaptive average pooling at 1 per input "
-    "element); flops = 2 x macs. other_ops = operations fvcore leaves at zero, counted by splitpriv's "
-    "formulas and NOT included in macs or flops: elementwise add/sub/mul 1 per output element, ReLU 1 "
-    "comparison per element, max pooling kh*kw comparisons per output element. params = learnable "
-    "parameters; param_bytes = bytes of parameters plus floating-point buffers (batch-norm running "
-    "statistics), i.e. the state the device must download (D^U); shared tensors counted once. "
-    "output_bytes = element bytes x elements of the tensor that crosses the cut (eq. 1-2), batch 1."
+    "one 'flop'; it also counts batch-norm at inference at 2 per element with an affine transform, 1 "
+    "without, and adaptive average pooling at 1 per input element), plus ops a registered splitpriv "
+    "formula counts as MACs (listed in 'uncounted'); flops = 2 x macs. other_ops = operations fvcore "
+    "leaves at zero, counted by splitpriv's formulas and NOT included in macs or flops: elementwise "
+    "add/sub/mul 1 per output element, ReLU 1 comparison per element, max and average pooling kh*kw "
+    "comparisons or additions per output element. Dropout (the identity at inference) and random fills "
+    "are free. params = learnable parameters; param_bytes = bytes of parameters plus floating-point "
+    "buffers (batch-norm running statistics), i.e. the state the device must download (D^U); shared "
+    "tensors counted once. output_bytes = element bytes x elements of the tensor that crosses the cut "
+    "(eq. 1-2), batch 1."
 )
 
+#: Ops that do no arithmetic on the data at inference: dropout is the identity in eval mode, random
+#: fills write values without reading the input. Neither counted nor reported as uncounted.
+FREE_OPS = frozenset({
+    "aten::dropout", "aten::dropout_", "aten::feature_dropout", "aten::feature_dropout_",
+    "aten::alpha_dropout", "aten::alpha_dropout_", "aten::feature_alpha_dropout", "aten::feature_alpha_dropout_",
+    "aten::uniform_", "aten::normal_", "aten::bernoulli_", "aten::rand", "aten::randn", "aten::rand_like",
+    "aten::randn_like",
+})
+
 _OTHER_KEY = "splitpriv-other:"
+_MACS_KEY = "splitpriv-macs:"
 _CALLS_KEY = "splitpriv-calls:"
 
 
@@ -52,18 +85,25 @@ class FormulaEntry:
     op: str
     formula: OpFormula
     note: str
+    counts_as: str = "other_ops"
 
 
 class OpFormulaTable:
-    """jit op kind (``aten::add_``) → formula for ops fvcore counts as zero; extended by decorator."""
+    """jit op kind (``aten::add_``) → formula for an op fvcore counts as zero; extended by decorator."""
 
     def __init__(self) -> None:
         self._entries: dict[str, FormulaEntry] = {}
 
-    def register(self, *ops: str, note: str) -> Callable[[OpFormula], OpFormula]:
+    def register(self, *ops: str, note: str, counts_as: str = "other_ops") -> Callable[[OpFormula], OpFormula]:
+        """Decorator: ``@register_op_formula("aten::op", note=..., counts_as="macs" | "other_ops")``."""
+        if counts_as not in COUNTS_AS:
+            raise ValueError(f"counts_as must be one of {COUNTS_AS}, got {counts_as!r}")
+        if not ops:
+            raise ValueError("register_op_formula needs at least one op name such as 'aten::gelu'")
+
         def decorate(formula: OpFormula) -> OpFormula:
             for op in ops:
-                self._entries[op] = FormulaEntry(op, formula, note)
+                self._entries[op] = FormulaEntry(op, formula, note, counts_as)
             return formula
 
         return decorate
@@ -71,24 +111,28 @@ class OpFormulaTable:
     def entries(self) -> Iterable[FormulaEntry]:
         return self._entries.values()
 
+    def get(self, op: str) -> FormulaEntry:
+        return self._entries[op]
+
     def note(self, op: str) -> str:
         return self._entries[op].note
 
 
-OTHER_OPS = OpFormulaTable()
-register_op_formula = OTHER_OPS.register
+OP_FORMULAS = OpFormulaTable()
+register_op_formula = OP_FORMULAS.register
 
 
-def _sizes(value: Any) -> list[int]:
+def value_shape(value: Any) -> list[int]:
+    """Sizes of a traced tensor value (``[]`` when the trace did not record them)."""
     return value.type().sizes() if value.isCompleteTensor() else []
 
 
 def output_numel(outputs: Sequence[Any]) -> int:
     """Elements of the first output of a traced node."""
-    return prod(_sizes(outputs[0]))
+    return prod(value_shape(outputs[0]))
 
 
-def _int_list(value: Any) -> list[int]:
+def int_list(value: Any) -> list[int]:
     """An ``int[]`` argument of a traced node (a ``prim::ListConstruct`` of constants, or a constant)."""
     node = value.node()
     if node.kind() == "prim::ListConstruct":
@@ -111,7 +155,13 @@ def _relu(inputs: list[Any], outputs: list[Any]) -> int:
 @register_op_formula("aten::max_pool1d", "aten::max_pool2d", "aten::max_pool3d",
                      note="kernel-area comparisons per output element")
 def _max_pool(inputs: list[Any], outputs: list[Any]) -> int:
-    return prod(_int_list(inputs[1])) * output_numel(outputs)
+    return prod(int_list(inputs[1])) * output_numel(outputs)
+
+
+@register_op_formula("aten::avg_pool1d", "aten::avg_pool2d", "aten::avg_pool3d",
+                     note="kernel-area additions per output element")
+def _avg_pool(inputs: list[Any], outputs: list[Any]) -> int:
+    return prod(int_list(inputs[1])) * output_numel(outputs)
 
 
 @dataclass
@@ -120,37 +170,44 @@ class ComputeCount:
 
     macs: int
     macs_by_op: Counter = field(default_factory=Counter)    # fvcore op name (conv, addmm, ...) -> MACs
-    other_ops: Counter = field(default_factory=Counter)     # op kind -> ops by formula
-    other_calls: Counter = field(default_factory=Counter)   # op kind -> occurrences
+    other_ops: Counter = field(default_factory=Counter)     # op kind -> ops by an other-ops formula
+    other_calls: Counter = field(default_factory=Counter)   # op kind -> occurrences of any formula's op
     uncounted_calls: Counter = field(default_factory=Counter)  # op kind -> occurrences, cost unknown
 
 
 def _handle(entry: FormulaEntry) -> Callable[[list[Any], list[Any]], Counter]:
-    """An fvcore op handle: the formula's ops under one key, and one call under another."""
+    """An fvcore op handle: the formula's count under a key saying what it counts as, and one call."""
+    key = (_MACS_KEY if entry.counts_as == "macs" else _OTHER_KEY) + entry.op
 
     def handle(inputs: list[Any], outputs: list[Any]) -> Counter:
-        return Counter({_OTHER_KEY + entry.op: int(entry.formula(inputs, outputs)), _CALLS_KEY + entry.op: 1})
+        return Counter({key: int(entry.formula(inputs, outputs)), _CALLS_KEY + entry.op: 1})
 
     return handle
 
 
+def _strip(by_op: Counter, prefix: str) -> Counter:
+    return Counter({k[len(prefix):]: v for k, v in by_op.items() if k.startswith(prefix)})
+
+
 def _split_keys(by_op: Counter) -> ComputeCount:
-    macs = Counter({k: v for k, v in by_op.items() if not k.startswith((_OTHER_KEY, _CALLS_KEY))})
-    other = Counter({k[len(_OTHER_KEY):]: v for k, v in by_op.items() if k.startswith(_OTHER_KEY)})
-    calls = Counter({k[len(_CALLS_KEY):]: v for k, v in by_op.items() if k.startswith(_CALLS_KEY)})
-    return ComputeCount(int(sum(macs.values())), macs, other, calls)
+    """fvcore's per-op counts → MACs (fvcore's own and MAC formulas'), other ops and formula calls."""
+    macs = Counter({k: v for k, v in by_op.items() if not k.startswith((_OTHER_KEY, _MACS_KEY, _CALLS_KEY))})
+    macs.update(_strip(by_op, _MACS_KEY))
+    calls = _strip(by_op, _CALLS_KEY)
+    return ComputeCount(int(sum(macs.values())), macs, _strip(by_op, _OTHER_KEY), calls)
 
 
 def analysis_with_formulas(module: nn.Module, x: torch.Tensor) -> FlopCountAnalysis:
-    """fvcore's analysis of ``module(x)``, quiet, with :data:`OTHER_OPS` installed as extra handles."""
+    """fvcore's analysis of ``module(x)``, quiet, with :data:`OP_FORMULAS` as extra handles, free ops ignored."""
     analysis = FlopCountAnalysis(module, (x,))
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
-    analysis.set_op_handle(**{e.op: _handle(e) for e in OTHER_OPS.entries()})
+    analysis.set_op_handle(**{op: None for op in FREE_OPS})  # None: ignored, like fvcore's own list
+    analysis.set_op_handle(**{e.op: _handle(e) for e in OP_FORMULAS.entries()})
     return analysis
 
 
 def count_compute(module: nn.Module, x: torch.Tensor) -> ComputeCount:
-    """MACs of ``module(x)`` by fvcore, plus other ops by :data:`OTHER_OPS`, plus what stays uncounted."""
+    """MACs of ``module(x)`` by fvcore and MAC formulas, other ops by :data:`OP_FORMULAS`, and what stays uncounted."""
     analysis = analysis_with_formulas(module, x)
     count = _split_keys(analysis.by_operator())
     count.uncounted_calls = Counter(analysis.unsupported_ops())
@@ -214,19 +271,29 @@ def tensor_bytes(t: torch.Tensor) -> int:
 
 
 def uncounted_report(counts: Sequence[ComputeCount]) -> list[dict[str, Any]]:
-    """The table's ``uncounted`` list: every op fvcore left at zero, how it was handled, and its share."""
+    """The table's ``uncounted`` list: every op fvcore left at zero, how it was handled, and its share.
+
+    ``counted_as`` says where a formula's count went: ``"macs"`` (included in macs/flops),
+    ``"other_ops"`` (kept apart) or ``None`` (no formula: the op's cost is missing from the table).
+    """
     total_macs = sum(c.macs for c in counts) or 1
-    other_ops, other_calls, missing = Counter(), Counter(), Counter()
+    macs_by_op, other_ops, calls, missing = Counter(), Counter(), Counter(), Counter()
     for c in counts:
+        macs_by_op.update(c.macs_by_op)
         other_ops.update(c.other_ops)
-        other_calls.update(c.other_calls)
+        calls.update(c.other_calls)
         missing.update(c.uncounted_calls)
-    report = [{"op": op, "count": other_calls[op], "ops": other_ops[op],
-               "share_of_macs": other_ops[op] / total_macs,
-               "note": f"not counted by fvcore; counted by splitpriv as other_ops ({OTHER_OPS.note(op)}), "
-                       "not included in macs/flops"}
-              for op in sorted(other_calls)]
-    report += [{"op": op, "count": n, "ops": None, "share_of_macs": None,
+    report = []
+    for op in sorted(calls):
+        entry = OP_FORMULAS.get(op)
+        ops = macs_by_op[op] if entry.counts_as == "macs" else other_ops[op]
+        where = ("included in macs/flops" if entry.counts_as == "macs"
+                 else "not included in macs/flops")
+        report.append({"op": op, "count": calls[op], "ops": ops, "share_of_macs": ops / total_macs,
+                       "counted_as": entry.counts_as,
+                       "note": f"not counted by fvcore; counted by splitpriv as {entry.counts_as} "
+                               f"({entry.note}), {where}"})
+    report += [{"op": op, "count": n, "ops": None, "share_of_macs": None, "counted_as": None,
                 "note": "not counted by fvcore nor by a splitpriv formula: its cost is missing from the table "
                         "(add one with profiler.costs.register_op_formula)"}
                for op, n in sorted(missing.items())]

@@ -11,6 +11,8 @@ import io
 import json
 from typing import Any, Iterable, Sequence
 
+from common.text import align_columns
+
 _PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 _MISSING = "-"
 
@@ -40,18 +42,6 @@ def _ssim(split: dict[str, Any]) -> str:
     return _MISSING if not leak else f"{leak['ssim']:.3f}"
 
 
-def _aligned(header: Sequence[str], rows: Iterable[Sequence[str]], left: frozenset[int] = frozenset({1})
-             ) -> list[str]:
-    """Columns padded to their widest cell; columns in ``left`` (the names) left-aligned, the rest right."""
-    rows = [list(header)] + [list(r) for r in rows]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = []
-    for row in rows:
-        cells = [c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
-        lines.append("  ".join(cells).rstrip())
-    return lines
-
-
 def _heading(table: dict[str, Any]) -> str:
     latency = table.get("latency")
     timing = ("latency not measured" if not latency else
@@ -61,8 +51,27 @@ def _heading(table: dict[str, Any]) -> str:
             f"weights {table['weights']}, {len(table['units'])} units; {timing}")
 
 
+def unit_label(unit: dict[str, Any]) -> str:
+    """The unit's name, or ``first…last`` when it spans modules outside that name (``enc2.0…up1``).
+
+    A residual block named ``layer1.0`` holds only ``layer1.0.*`` and keeps its name; a unit that runs
+    on into other modules (a conv with its ReLU and pooling, a U-Net's skip span) shows the range, the
+    last module without the prefix it shares with the first (``features.2…4``). Display only: the
+    table's ``name`` field is unchanged.
+    """
+    name, modules = unit["name"], unit.get("modules") or []
+    outside = [m for m in modules if m != name and not m.startswith(name + ".")]
+    if not outside:
+        return name
+    first, last = name.split("."), outside[-1].split(".")
+    shared = 0
+    while shared < min(len(first), len(last)) - 1 and first[shared] == last[shared]:
+        shared += 1
+    return f"{name}…{'.'.join(last[shared:])}"
+
+
 def _unit_rows(table: dict[str, Any]) -> list[list[str]]:
-    rows = [[str(u["index"]), u["name"], si(u["macs"]), si(u["flops"]), si(u.get("other_ops")),
+    rows = [[str(u["index"]), unit_label(u), si(u["macs"]), si(u["flops"]), si(u.get("other_ops")),
              si(u["params"]), si(u["param_bytes"], "B"), _shape(u["output_shape"]),
              si(u["output_bytes"], "B"), _ms(u["latency_ms"])] for u in table["units"]]
     t = table["totals"]
@@ -72,37 +81,56 @@ def _unit_rows(table: dict[str, Any]) -> list[list[str]]:
 
 
 def _split_rows(table: dict[str, Any]) -> list[list[str]]:
-    names = ["(raw input)"] + [u["name"] for u in table["units"]]
+    names = ["(raw input)"] + [unit_label(u) for u in table["units"]]
     return [[str(s["split"]), names[s["split"]], si(s["device_param_bytes"], "B"), si(s["device_macs"]),
              si(s["server_macs"]), si(s["uplink_bytes"], "B"), _ms(s["device_latency_ms"]),
              _ms(s["server_latency_ms"]), _ssim(s)] for s in table["splits"]]
 
 
+_HANDLING = (("other_ops", "counted by splitpriv as other ops (not in MACs/FLOPs)"),
+             ("macs", "counted by a splitpriv formula as MACs (included)"),
+             (None, "NOT counted (cost missing)"))
+
+
 def _uncounted_line(table: dict[str, Any]) -> str:
+    """One line: the ops fvcore leaves at 0, grouped by how they were handled, each with its share."""
     items = table.get("uncounted") or []
     if not items:
         return "uncounted ops: none (fvcore counted every op with a cost)"
-    parts = []
-    for item in items:
-        if item.get("ops") is None:
-            parts.append(f"{item['op']} x{item['count']} (NOT counted)")
-        else:
-            parts.append(f"{item['op']} x{item['count']} ({si(item['ops'])} ops, "
-                         f"{100 * item['share_of_macs']:.2f} % of MACs)")
-    return ("ops fvcore leaves at 0: " + ", ".join(parts)
-            + "; counted as other ops, not in MACs/FLOPs" * all(i.get("ops") is not None for i in items))
+    groups = []
+    for counted_as, heading in _HANDLING:
+        members = [i for i in items if i.get("counted_as", "other_ops" if i.get("ops") is not None else None)
+                   == counted_as]
+        if members:
+            cells = [f"{i['op']} x{i['count']}" + ("" if counted_as is None else
+                                                   f" ({si(i['ops'])}, {100 * i['share_of_macs']:.2f} % of MACs)")
+                     for i in members]
+            groups.append(f"{heading}: {', '.join(cells)}")
+    return "ops fvcore leaves at 0 — " + "; ".join(groups)
 
 
-def format_text(table: dict[str, Any]) -> str:
-    """The readable table: units (per-layer costs), then every split point's cumulative terms."""
+def _leakage_line(table: dict[str, Any], source: str | None) -> list[str]:
+    meta = table.get("leakage_meta")
+    if not meta or not any(s.get("leakage") for s in table["splits"]):
+        return []
+    where = f" from {source}" if source else ""
+    return [f"leakage SSIM{where}: {meta.get('image_size', '?')} px images, {meta.get('weights', '?')} weights, "
+            f"{meta.get('budget', '?')} budget, seed {meta.get('seed', '?')} (raw SSIM; 1 at z = 0, 0 at z = L)"]
+
+
+def format_text(table: dict[str, Any], leakage_source: str | None = None) -> str:
+    """The readable table: units (per-layer costs), then every split point's cumulative terms.
+
+    ``leakage_source`` names the file the leakage column was read from, when it was not measured here.
+    """
     unit_header = ["unit", "name", "MACs", "FLOPs", "other ops", "params", "param bytes",
                    "output shape", "output bytes", "latency ms"]
     split_header = ["split", "last device unit", "D^U device bytes", "Ω^U device MACs", "Ω^E server MACs",
                     "D^up uplink bytes", "device ms", "server ms", "leakage SSIM"]
-    lines = [_heading(table), ""]
-    lines += _aligned(unit_header, _unit_rows(table))
+    lines = [_heading(table), *_leakage_line(table, leakage_source), ""]
+    lines += align_columns(unit_header, _unit_rows(table), left=(1,))
     lines += ["", "split z: units 1..z on the device, z+1..L on the server", ""]
-    lines += _aligned(split_header, _split_rows(table))
+    lines += align_columns(split_header, _split_rows(table), left=(1,))
     lines += ["", _uncounted_line(table),
               "MACs = multiply-accumulates (fvcore's 'flops'); FLOPs = 2 x MACs; bytes in SI units (1 kB = 1000 B)"]
     return "\n".join(lines) + "\n"
@@ -141,10 +169,12 @@ def format_json(table: dict[str, Any] | list[dict[str, Any]]) -> str:
     return json.dumps(table, indent=1) + "\n"
 
 
-def format_tables(tables: Sequence[dict[str, Any]], fmt: str) -> str:
+def format_tables(tables: Sequence[dict[str, Any]], fmt: str,
+                  leakage_sources: dict[str, str] | None = None) -> str:
     """All ``tables`` in one format: ``table`` (text), ``csv`` (one header) or ``json`` (one object or a list)."""
     if fmt == "csv":
         return format_csv(tables)
     if fmt == "json":
         return format_json(tables[0] if len(tables) == 1 else list(tables))
-    return "\n".join(format_text(t) for t in tables)
+    sources = leakage_sources or {}
+    return "\n".join(format_text(t, sources.get(t["model"])) for t in tables)

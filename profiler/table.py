@@ -18,8 +18,10 @@ Schema version 1::
       "latency": {...} | null,               # how latency was measured (device, threads, repeats,
                                              #   warm-up, load_average_1m of the machine at the time)
       "totals": {"macs", "flops", "other_ops", "params", "param_bytes", "latency_ms"},
-      "uncounted": [{"op", "count", "ops", "share_of_macs", "note"}],
-                                             # ops fvcore leaves at 0 and how they were handled
+      "uncounted": [{"op", "count", "ops", "share_of_macs", "counted_as", "note"}],
+                                             # ops fvcore leaves at 0 and how they were handled:
+                                             #   counted_as "other_ops", "macs" (a registered formula
+                                             #   counted them into macs) or null (cost missing)
       "units": [                              # unit l = 1..L: layers run on the device for split >= l
         {"index", "name", "modules", "macs", "flops", "other_ops", "params", "param_bytes",
          "output_shape", "output_bytes", "latency_ms"}

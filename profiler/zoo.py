@@ -8,8 +8,9 @@ Add a model without editing the toolkit::
     def tinynet() -> nn.Module:
         return TinyNet()
 
-or name a factory directly on the command line: ``--model mypkg.nets:tinynet`` (input shape from a
-``tinynet.input_shape`` attribute or ``--input-shape 3,64,64``).
+and name it on the command line as ``--model mypkg.nets:tinynet`` (importing ``mypkg.nets`` registers
+it: the table is named ``tinynet`` and the registered input shape is used). A plain factory works too:
+its input shape comes from a ``tinynet.input_shape`` attribute or ``--input-shape 3,64,64``.
 
 The nine bundled models are the paper's service pool (Sec. V): LeNet-7/9/12 (3×32×32, see
 :mod:`profiler.lenet`), ResNet-18/34/50 and VGG-13/16/19 from torchvision (3×224×224).
@@ -22,6 +23,7 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -82,6 +84,10 @@ class ModelRegistry:
 
         return decorate
 
+    def find(self, factory: ModelFactory) -> ModelSpec | None:
+        """The spec registered for ``factory`` (the decorated function itself), if any."""
+        return next((spec for spec in self._specs.values() if spec.factory is factory), None)
+
     def names(self) -> list[str]:
         return list(self._specs)
 
@@ -121,6 +127,12 @@ def _import_factory(spec: str) -> ModelFactory:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise UserInputError(f"model {spec!r}: expected package.module:factory")
+    if module_name.endswith(".py") or "/" in module_name or os.sep in module_name:
+        file = Path(module_name)
+        folder = str(file.parent) if str(file.parent) not in ("", ".") else "the current folder"
+        raise UserInputError(f"model {spec!r}: {module_name!r} is a file path; give a module name, e.g. "
+                             f"--model {file.with_suffix('').name}:{attr} run from {folder} "
+                             "(or with that folder on PYTHONPATH)")
     if os.getcwd() not in sys.path:  # like `python -m`: a user's package in the current folder imports
         sys.path.insert(0, os.getcwd())
     try:
@@ -149,17 +161,37 @@ def _build(factory: ModelFactory, spec: str) -> nn.Module:
     return model
 
 
+def _shape_for(name: str, given: tuple[int, ...] | None, known: tuple[int, ...] | None) -> tuple[int, ...]:
+    """``--input-shape`` if given (with as many dimensions as the model's own shape), else the model's."""
+    if given is None:
+        return tuple(known)
+    if known is not None and len(given) != len(known):
+        text = ",".join(map(str, given))
+        raise UserInputError(f"--input-shape {text}: {name} takes {len(known)} dimensions "
+                             f"({','.join(map(str, known))} by default)")
+    return tuple(given)
+
+
 def resolve(spec: str, input_shape: tuple[int, ...] | None = None) -> tuple[str, ModelFactory, tuple[int, ...]]:
-    """``(name, factory, input_shape)`` of a zoo name or a ``package.module:factory`` spec."""
+    """``(name, factory, input_shape)`` of a zoo name or a ``package.module:factory`` spec.
+
+    A factory named by ``package.module:factory`` that its module registers with :func:`register_model`
+    gets its registered name and input shape; otherwise the name is ``spec`` and the shape comes from
+    ``input_shape`` or a ``factory.input_shape`` attribute.
+    """
     if ":" in spec:
         factory = _import_factory(spec)
-        shape = input_shape or getattr(factory, "input_shape", None)
-        if shape is None:
-            raise UserInputError(f"model {spec!r}: no input shape; give --input-shape C,H,W "
-                                 "or set an `input_shape` attribute on the factory")
-        return spec, factory, parse_input_shape(",".join(str(s) for s in shape))
+        registered = ZOO.find(factory)
+        if registered is not None:
+            return registered.name, factory, _shape_for(registered.name, input_shape, registered.input_shape)
+        own = getattr(factory, "input_shape", None)
+        if input_shape is None and own is None:
+            raise UserInputError(f"model {spec!r}: no input shape; give --input-shape C,H,W, register it with "
+                                 "@register_model(name, input_shape=...) or set an `input_shape` attribute")
+        known = None if own is None else parse_input_shape(",".join(str(s) for s in own))
+        return spec, factory, _shape_for(spec, input_shape, known)
     entry = ZOO.get(spec)
-    return entry.name, entry.factory, tuple(input_shape or entry.input_shape)
+    return entry.name, entry.factory, _shape_for(entry.name, input_shape, entry.input_shape)
 
 
 def load_model(spec: str, weights: str = NO_WEIGHTS, input_shape: tuple[int, ...] | None = None) -> LoadedModel:

@@ -93,3 +93,30 @@ def test_layers_without_any_split_point_are_refused(text):
     with pytest.raises(UserInputError, match="--layers"):
         parse_layers(text)
     assert parse_layers("4,1,,4") == (1, 4) and parse_layers(None) is None
+
+
+def test_ctrl_c_during_train_exits_130_with_a_resumable_checkpoint(tmp_path, monkeypatch):
+    """The first Ctrl-C finishes the iteration, saves, and exits 130 (so `train && evaluate` stops)."""
+    import signal
+
+    from optimizer import train_commands
+
+    real_train_run = train_commands.train_run
+
+    def press_ctrl_c_after_one_iteration(*args, **kwargs):
+        kwargs["on_iteration"] = lambda row: signal.raise_signal(signal.SIGINT)
+        return real_train_run(*args, **kwargs)
+
+    monkeypatch.setattr(train_commands, "train_run", press_ctrl_c_after_one_iteration)
+    small = [part for k, v in (("hidden_user", 8), ("hidden_deployment", 8), ("hidden_allocation", 8),
+                               ("embedding_dim", 4), ("ppo_epochs", 1), ("tensorboard", "false"),
+                               ("env.num_servers", 2), ("env.num_users", 3), ("env.slots_per_episode", 4),
+                               ("env.delta_t", 2), ("env.services_per_model", 1))
+             for part in ("--set", f"{k}={v}")]
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--profiles", str(FIXTURES), "--iterations", "3", "--quiet",
+                                       "--out", str(run), *small])
+    assert result.exit_code == 130, result.output
+    assert "interrupted: checkpoint at iteration 1" in result.stderr and "--resume" in result.stderr
+    assert (run / "checkpoint.pt").is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -92,3 +92,50 @@ def test_empty_service_list_refused():
         ServiceCatalog.from_profiles({}, 5)
     with pytest.raises(UserInputError, match="services_per_model"):
         tiny_catalog(services_per_model=0)
+
+
+def _with_meta(**meta_by_model):
+    tables = {name: json.loads((FIXTURES / f"{name}.json").read_text()) for name in ("tiny_a", "tiny_b")}
+    for name, meta in meta_by_model.items():
+        tables[name]["leakage_meta"] = meta
+    return tables
+
+
+SETTINGS = {"image_size": 64, "weights": "none", "data": {"name": "embedded", "n_train": 2048}, "budget": "quick",
+            "n_train": 2048, "n_test": 256, "decoder": {"steps": 250}, "loss": "mse+ssim", "seed": 0,
+            "date": "2026-01-01", "device": "cpu"}
+
+
+def test_equal_leakage_settings_give_no_warning():
+    other_run = {**SETTINGS, "date": "2026-02-02", "device": "cuda"}   # when and where do not matter
+    assert ServiceCatalog.from_profiles(_with_meta(tiny_a=SETTINGS, tiny_b=other_run), 1).leakage_warning is None
+    assert ServiceCatalog.from_profiles(_with_meta(), 1).leakage_warning is None          # none recorded
+    assert ServiceCatalog.from_profiles(synthetic_zoo(), 1).leakage_warning is None
+
+
+def test_mixed_leakage_settings_are_named_in_one_line():
+    other = {**SETTINGS, "image_size": 32, "seed": 3, "data": {"name": "cifar10"}, "decoder": {"steps": 1000}}
+    warning = ServiceCatalog.from_profiles(_with_meta(tiny_a=SETTINGS, tiny_b=other), 1).leakage_warning
+    assert "\n" not in warning
+    assert "image_size 64 px (tiny_a) vs 32 px (tiny_b)" in warning
+    assert "seed 0 (tiny_a) vs 3 (tiny_b)" in warning and "data embedded (tiny_a) vs cifar10 (tiny_b)" in warning
+    assert "decoder" in warning and "budget" not in warning and "weights" not in warning
+    partly = ServiceCatalog.from_profiles(_with_meta(tiny_a=SETTINGS), 1).leakage_warning
+    assert partly.endswith("no leakage settings recorded for tiny_b")
+
+
+def test_evaluate_prints_the_mixed_settings_warning_once(tmp_path):
+    from click.testing import CliRunner
+
+    from cli import main
+
+    other = {**SETTINGS, "image_size": 32}
+    for name, table in _with_meta(tiny_a=SETTINGS, tiny_b=other).items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(table))
+    result = CliRunner().invoke(main, ["evaluate", "--profiles", str(tmp_path), "--policy", "local-only",
+                                       "--episodes", "1", "--slots", "1", "--num-envs", "1",
+                                       "--set", "env.num_servers=2", "--set", "env.num_users=3"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: profile tables measured leakage under different settings, so their SSIMs "
+                        "are not on one scale: image_size 64 px (tiny_a) vs 32 px (tiny_b)"]

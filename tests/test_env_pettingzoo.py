@@ -3,6 +3,7 @@
 import numpy as np
 from pettingzoo.test import parallel_api_test
 
+from optimizer.baselines import EqualShare, PopularityDeployment
 from optimizer.config import EnvConfig
 from optimizer.env.pettingzoo_env import EdgeParallelEnv
 from envtools import tiny_catalog
@@ -10,7 +11,7 @@ from envtools import tiny_catalog
 
 def _env(**kw):
     cfg = EnvConfig(num_servers=2, num_users=3, services_per_model=1, slots_per_episode=5, delta_t=2, **kw)
-    return EdgeParallelEnv(cfg, tiny_catalog())
+    return EdgeParallelEnv(cfg, tiny_catalog(), PopularityDeployment(), EqualShare())
 
 
 def test_parallel_api_test_passes():

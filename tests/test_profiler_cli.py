@@ -33,19 +33,43 @@ def test_zoo_lists_names_shapes_and_units():
     assert rows["lenet12"][1:3] == ["3×32×32", "12"]
 
 
-def test_golden_text_table_lenet7():
+def test_golden_text_table_lenet7(tmp_path, monkeypatch):
     """The text table is a tested promise (like torchinfo's tests/test_output/*.out).
 
     Figures checked by hand: features.0 = 32·32·32 outputs × 27 taps = 884,736 MACs; features.2 =
     32·32·32 × 288 = 9,437,184; classifier.1 = 4096 × 256 = 1,048,576; raw input 3·32·32·4 = 12,288 B.
-    Regenerate after an intended change with SPLITPRIV_UPDATE_GOLDEN=1.
+    Run where no data/profiles/lenet7.json lends its leakage. Regenerate after an intended change with
+    SPLITPRIV_UPDATE_GOLDEN=1.
     """
+    monkeypatch.chdir(tmp_path)
     result = _run("profile", "lenet7", "--no-latency")
     assert result.exit_code == 0, result.output
     golden = GOLDEN / "profile_lenet7_no_latency.txt"
     if os.environ.get("SPLITPRIV_UPDATE_GOLDEN"):
         golden.write_text(result.stdout)
     assert result.stdout == golden.read_text()
+
+
+def test_text_table_shows_the_leakage_measured_in_data_profiles(tmp_path, monkeypatch):
+    bundled = schema.read(Path(__file__).resolve().parents[1] / "data" / "profiles" / "lenet7.json")
+    (tmp_path / "data" / "profiles").mkdir(parents=True)
+    (tmp_path / "data" / "profiles" / "lenet7.json").write_text(json.dumps(bundled))
+    monkeypatch.chdir(tmp_path)
+    lines = _run("profile", "lenet7", "--no-latency").stdout.splitlines()
+    assert lines[1].startswith("leakage SSIM from data/profiles/lenet7.json: 32 px images")
+    split_rows = lines[lines.index(next(line for line in lines if line.startswith("split  "))) + 1:][:8]
+    assert [row.split()[-1] for row in split_rows] == [f"{s['leakage']['ssim']:.3f}" for s in bundled["splits"]]
+    # a table measured for other units lends nothing
+    bundled["units"][0]["modules"] = ["something.else"]
+    (tmp_path / "data" / "profiles" / "lenet7.json").write_text(json.dumps(bundled))
+    lines = _run("profile", "lenet7", "--no-latency").stdout.splitlines()
+    split_rows = lines[lines.index(next(line for line in lines if line.startswith("split  "))) + 1:][:8]
+    assert not lines[1] and [row.split()[-1] for row in split_rows] == ["-"] * 8
+
+
+def test_out_says_where_it_wrote(tmp_path):
+    result = _run("profile", "lenet7", "--no-latency", "--out", str(tmp_path / "t.csv"))
+    assert result.exit_code == 0 and result.stderr == f"wrote {tmp_path / 't.csv'}\n" and result.stdout == ""
 
 
 def test_json_and_csv_formats_agree():

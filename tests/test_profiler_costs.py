@@ -41,6 +41,21 @@ def test_hand_computed_conv_linear_pool_relu():
     assert not count.uncounted_calls
 
 
+def test_average_pooling_is_counted_like_max_pooling_and_dropout_is_free():
+    # avg-pool 2x2 on 4x6x6 -> 4x3x3 = 36 outputs x 4 additions; in-place dropout is the identity in eval
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AvgPool2d(2), nn.Dropout(inplace=True)).eval()
+    count = count_compute(model, torch.randn(1, 3, 8, 8))
+    assert count.macs == 3888 and count.other_ops == Counter({"aten::avg_pool2d": 144})
+    assert not count.uncounted_calls
+
+
+def test_batch_norm_at_inference_is_two_macs_per_element_with_affine_one_without():
+    # the convention text says so; fvcore is the one counting it
+    for affine, per_element in ((True, 2), (False, 1)):
+        count = count_compute(nn.BatchNorm2d(4, affine=affine).eval(), torch.randn(1, 4, 5, 5))
+        assert count.macs == per_element * 100
+
+
 def test_residual_add_is_counted_apart_from_macs():
     count = count_compute(Residual(), torch.randn(1, 4, 5, 5))
     assert count.macs == 4 * 25 * 4 * 9  # 100 outputs x 36 taps

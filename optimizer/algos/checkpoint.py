@@ -2,19 +2,20 @@
 
 ``runs/NAME/checkpoint.pt`` = {format, train_config, env_config, profiles, trainer state (networks,
 optimisers, λ, value normalisers, RNG states, iteration), history of per-iteration metrics}.
-Written atomically (temporary file + rename), so an interrupted write never leaves half a file.
+Written atomically (:func:`common.files.atomic_open`: temporary file + rename), so an interrupted write
+never leaves half a file.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from common.errors import UserInputError
+from common.files import atomic_open
 
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -23,17 +24,9 @@ FORMAT = 1
 
 def save(run_dir: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Atomically write ``payload`` to ``run_dir/checkpoint.pt``."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    target = run_dir / CHECKPOINT_NAME
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".checkpoint-", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save({"format": FORMAT, **payload}, tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    target = Path(run_dir) / CHECKPOINT_NAME
+    with atomic_open(target, "wb") as fh:
+        torch.save({"format": FORMAT, **payload}, fh)
     return target
 
 

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from common.files import atomic_open
+
 # Columns of metrics.csv, in order (every iteration writes all of them).
 CSV_COLUMNS = ("iteration", "env_slots", "wall_s", "lambda", "delay_s", "delay_median_s", "delay_p95_s",
                "deadline_miss_rate", "success_rate", "timeout_rate", "cache_miss_rate", "user_cost", "energy_j",
@@ -34,12 +36,10 @@ class MetricsCSV:
         self.path = Path(path)
 
     def rewrite(self, rows: Sequence[dict]) -> None:
-        tmp = self.path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as fh:
+        with atomic_open(self.path, newline="") as fh:
             writer = csv.DictWriter(fh, CSV_COLUMNS, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, self.path)
 
     def append(self, row: dict) -> None:
         new = not self.path.exists()
@@ -96,6 +96,7 @@ def plot_curves(rows: Sequence[dict], out_dir: str | os.PathLike, delay_limit_s:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path = out_dir / "curves.png"
-    fig.savefig(path, dpi=90)
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=90)
     plt.close(fig)
     return path

@@ -21,6 +21,7 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 from common.errors import UserInputError
+from common.files import atomic_open
 from optimizer.algos import checkpoint
 from optimizer.algos.config import TrainConfig
 from optimizer.algos.hc_mappo_l import Trainer
@@ -80,8 +81,12 @@ def _payload(trainer: Trainer, cfg: TrainConfig, env_cfg: EnvConfig, profiles: s
 
 def train_run(cfg: TrainConfig, env_cfg: EnvConfig, profiles: str, out_dir: str | Path,
               resume: bool = False, progress: bool = True,
-              on_iteration: Callable[[dict], None] | None = None) -> RunResult:
-    """Train ``cfg.algo`` for ``cfg.iterations`` iterations in total, logging into ``out_dir``."""
+              on_iteration: Callable[[dict], None] | None = None,
+              warn: Callable[[str], None] = lambda message: None) -> RunResult:
+    """Train ``cfg.algo`` for ``cfg.iterations`` iterations in total, logging into ``out_dir``.
+
+    ``warn`` receives one line when the profile tables' leakage settings differ (see the catalog).
+    """
     run_dir = Path(out_dir)
     history: list[dict[str, Any]] = []
     state = None
@@ -94,6 +99,8 @@ def train_run(cfg: TrainConfig, env_cfg: EnvConfig, profiles: str, out_dir: str 
     elif (run_dir / checkpoint.CHECKPOINT_NAME).exists():
         raise UserInputError(f"--out {run_dir}: holds a run already; add --resume or pick another --out")
     catalog = load_catalog(profiles, env_cfg)
+    if catalog.leakage_warning:
+        warn(catalog.leakage_warning)
     trainer = Trainer(cfg, env_cfg, catalog)
     if state is not None:
         trainer.load_state_dict(state)
@@ -101,7 +108,8 @@ def train_run(cfg: TrainConfig, env_cfg: EnvConfig, profiles: str, out_dir: str 
     resolved = {"train": cfg.to_dict(), "env": to_dict(env_cfg), "profiles": profiles,
                 "synthetic_profiles": profiles == SYNTHETIC, "services": list(catalog.service_names),
                 "device": str(trainer.device), "precision": "bf16" if trainer.bf16 else "fp32"}
-    (run_dir / "config.json").write_text(json.dumps(resolved, indent=2))
+    with atomic_open(run_dir / "config.json") as fh:
+        json.dump(resolved, fh, indent=2)
     csv_log = MetricsCSV(run_dir / "metrics.csv")
     csv_log.rewrite(history)
     tb = TensorBoardLog(run_dir, cfg.tensorboard)

@@ -1,5 +1,8 @@
 """Trained networks as the environment's policy protocols, for ``evaluate`` and the benchmarks.
 
+A run directory's policies come from :func:`optimizer.algos.trained.load_policies` (it needs the
+trainer's agents and checkpoint format, so it lives above this package, not in it)::
+
     dep, usr, alloc, env_cfg = load_policies("runs/NAME")
     env = EdgeEnv(env_cfg, catalog, num_envs=B, seed=s)
     optimizer.evaluate.run_episodes(env, dep, usr, alloc, episodes, seed)
@@ -12,8 +15,6 @@ during training. Heuristic-MAPPO-L checkpoints return its heuristic deployment (
 
 from __future__ import annotations
 
-import os
-from typing import Any
 
 import torch
 

@@ -18,6 +18,7 @@ Per service i and split z (profile fields of :mod:`profiler.table`):
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ class ServiceCatalog:
     leakage_floor: torch.Tensor          # (I,) float: the no-information SSIM of the model's data
     split_valid: torch.Tensor            # (I, Z) bool: z <= L_i
     compute_unit: str                    # "flops" or "macs"
+    leakage_warning: str | None = None   # the tables' leakage settings differ (see leakage_settings_warning)
 
     @property
     def num_services(self) -> int:
@@ -115,8 +117,52 @@ class ServiceCatalog:
             leakage_floor=torch.tensor([r["leakage_floor"] for r in per_model], dtype=torch.float32)[model_idx],
             split_valid=torch.arange(z_max).unsqueeze(0) <= num_splits.unsqueeze(1),
             compute_unit=compute_unit,
+            leakage_warning=leakage_settings_warning(tables),
             **fields,
         )
+
+
+#: ``leakage_meta`` fields that change what an SSIM means; a catalog should hold one value of each.
+LEAKAGE_SETTINGS = ("image_size", "weights", "data", "budget", "n_train", "n_test", "decoder", "loss", "seed")
+
+
+def _setting(meta: Mapping[str, Any], key: str) -> str:
+    value = meta.get(key)
+    if key == "data" and isinstance(value, Mapping):
+        value = value.get("name")
+    if key == "image_size" and value is not None:
+        return f"{value} px"
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+
+
+def leakage_settings_warning(tables: Mapping[str, dict[str, Any]]) -> str | None:
+    """One line naming the leakage settings on which the tables differ, or ``None`` if they agree.
+
+    Lea(z) (eq. 3) enters the privacy cost (eq. 10–11) of every service, so SSIMs measured at other
+    image sizes, on other images, with other weights or another decoder budget are not on one scale.
+    Tables whose ``leakage_meta`` records no settings (hand-made, SYNTHETIC) are listed only when
+    others do record them.
+    """
+    metas = {name: tab.get("leakage_meta") or {} for name, tab in sorted(tables.items())}
+    recorded = {name: meta for name, meta in metas.items() if any(k in meta for k in LEAKAGE_SETTINGS)}
+    if not recorded:
+        return None
+    parts = []
+    for key in LEAKAGE_SETTINGS:
+        groups: dict[str, list[str]] = {}
+        for name, meta in recorded.items():
+            groups.setdefault(_setting(meta, key), []).append(name)
+        if len(groups) > 1:
+            shown = [f"{value} ({', '.join(names)})" if len(value) <= 30 else f"({', '.join(names)})"
+                     for value, names in groups.items()]   # long values (decoder settings): names only
+            parts.append(f"{key} " + " vs ".join(shown))
+    unrecorded = sorted(set(metas) - set(recorded))
+    if unrecorded:
+        parts.append(f"no leakage settings recorded for {', '.join(unrecorded)}")
+    if not parts:
+        return None
+    return ("profile tables measured leakage under different settings, so their SSIMs are not on one scale: "
+            + "; ".join(parts))
 
 
 def _number(source: str, field: str, value: Any) -> float:

@@ -1,8 +1,10 @@
 """PettingZoo ParallelEnv over the K user agents of one environment copy (B = 1).
 
 Agents ``user_0 … user_{K−1}`` act every slot with a = (server σ_k, split z_k) ∈ MultiDiscrete([J, Z])
-(eq. 20). Deployment (every ΔT slots) and allocation are driven by pluggable policies
-(:class:`optimizer.baselines.PopularityDeployment` and :class:`optimizer.baselines.EqualShare` by default).
+(eq. 20). Deployment (every ΔT slots) and allocation are driven by the policies the caller passes (any
+objects with ``deploy(env, obs)`` / ``allocate(env, obs)``, e.g. ``optimizer.baselines.PopularityDeployment()``
+and ``EqualShare()``, or learned layers). The wrapper does not import the baselines: they import the
+environment, so the arrow points one way.
 
 Observation per agent: ``{"observation": eq. 16 vector (d_loc,) float32, "action_mask": (server mask
 (J,) int8, split mask (Z,) int8)}`` — the tuple form ``MultiDiscrete.sample(mask=...)`` takes. A split
@@ -14,7 +16,7 @@ truncation after ``cfg.slots_per_episode`` slots; nothing terminates.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -24,18 +26,25 @@ from pettingzoo import ParallelEnv
 from optimizer.config import EnvConfig
 from optimizer.env.batched import EdgeEnv
 from optimizer.env.catalog import ServiceCatalog
+from optimizer.env.observations import AllocObs, DeploymentObs
+
+
+class DeploymentPolicy(Protocol):
+    def deploy(self, env: EdgeEnv, obs: DeploymentObs) -> torch.Tensor: ...
+
+
+class AllocationPolicy(Protocol):
+    def allocate(self, env: EdgeEnv, obs: AllocObs) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 class EdgeParallelEnv(ParallelEnv):
     metadata = {"name": "splitpriv_edge_v0", "render_modes": []}
 
-    def __init__(self, cfg: EnvConfig, catalog: ServiceCatalog, deployment: Any = None, allocation: Any = None,
-                 device: str = "cpu", seed: int = 0) -> None:
-        from optimizer.baselines import EqualShare, PopularityDeployment
-
+    def __init__(self, cfg: EnvConfig, catalog: ServiceCatalog, deployment: DeploymentPolicy,
+                 allocation: AllocationPolicy, device: str = "cpu", seed: int = 0) -> None:
         self.env = EdgeEnv(cfg, catalog, num_envs=1, device=device, seed=seed)
-        self.deployment = deployment if deployment is not None else PopularityDeployment()
-        self.allocation = allocation if allocation is not None else EqualShare()
+        self.deployment = deployment
+        self.allocation = allocation
         _, J, K, I, Z = self.env.dims
         self.possible_agents = [f"user_{k}" for k in range(K)]
         self.agents: list[str] = []
