@@ -45,17 +45,19 @@ def build_configs(overrides: tuple[str, ...], preset_name: str = "default", **fl
 @click.option("--preset", "preset_name", type=click.Choice(list(PRESETS)), default="default", show_default=True,
               help="paper: the paper's choices (one γ, GRU deployment with eq. 24, attention allocation, "
                    "dual ascent in seconds); default: ours (README, departures from the paper).")
+@click.option("--warm-start", is_flag=True, default=None,
+              help="Clone the users from the calibrated Lagrangian heuristic before PPO (off by default).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a TrainConfig field (lr=1e-3) or an env field (env.num_users=20).")
 @click.option("--out", default=None, help="Run directory [runs/ALGO-sSEED].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out (only --iterations may change).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(algo, profiles, synthetic_profiles, iterations, num_envs, seed, device, precision, threads, preset_name,
-          overrides, out, resume, quiet):
+          warm_start, overrides, out, resume, quiet):
     """Train the three policy layers (deployment, users, allocation) under the delay limit τ̄."""
     torch.set_num_threads(threads)
-    cfg, env_cfg = build_configs(overrides, preset_name, algo=algo, iterations=iterations, num_envs=num_envs,
-                                 seed=seed, device=device, precision=precision)
+    cfg, env_cfg = build_configs(overrides, preset_name, warm_start=warm_start, algo=algo, iterations=iterations,
+                                 num_envs=num_envs, seed=seed, device=device, precision=precision)
     source = SYNTHETIC if synthetic_profiles else profiles
     out = out or f"runs/{cfg.algo}-s{cfg.seed}"
     check_writable(out, "--out", folder=True)  # before the catalog is built and the first iteration runs

@@ -74,6 +74,10 @@ class TrainConfig:
     pid_kd: float = 0.0
     charge_misses_to_deployment: bool = True   # a request no server hosts: its τ_fail is charged to the
                                                # deployment (team reward), not to the user's cost
+    # Optional warm start: behaviour cloning of the users from the Lagrangian heuristic (algos/warm_start.py)
+    warm_start: bool = False
+    warm_start_slots: int = 100         # slots per env copy the heuristic plays for the demonstrations
+    warm_start_epochs: int = 100       # × num_minibatches steps: 800 steps fit the teacher to NLL ≈ 1.0
     # Run directory
     checkpoint_every: int = 1
     tensorboard: bool = True
@@ -82,7 +86,8 @@ class TrainConfig:
         """Raise UserInputError naming the field if a value is out of range."""
         positive = ("iterations", "num_envs", "lr", "ppo_epochs", "num_minibatches", "hidden_user",
                     "hidden_deployment", "hidden_allocation", "embedding_dim", "checkpoint_every",
-                    "allocation_init_concentration", "lambda_max", "allocation_correction_bound")
+                    "allocation_init_concentration", "lambda_max", "allocation_correction_bound",
+                    "warm_start_slots", "warm_start_epochs")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise UserInputError(f"train config: '{name}' must be > 0, got {getattr(self, name)!r}")
@@ -123,7 +128,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                   hidden_allocation=128, entropy_deployment=0.25, deployment_policy="gru",
                   deployment_reward="eq24", allocation_policy="attention", lambda_pid=False,
                   lambda_normalised=False, charge_misses_to_deployment=False, user_server_scoring=False,
-                  hidden_user=256),
+                  hidden_user=256, warm_start=False),
     "default": {},
 }
 

@@ -28,6 +28,7 @@ from optimizer.algos.env_state import env_state, load_env_state
 from optimizer.algos.gae import gae, next_values_from
 from optimizer.algos.lagrange import make_multiplier
 from optimizer.algos.rollout import Rollout, RewardSettings, collect
+from optimizer.algos.warm_start import warm_start_users
 from optimizer.env import EdgeEnv
 from optimizer.env.metrics import delay_quantiles
 
@@ -105,6 +106,9 @@ class Trainer:
     def train_iteration(self) -> dict[str, float]:
         cfg = self.cfg
         start = time.perf_counter()
+        warm = {}
+        if cfg.warm_start and self.iteration == 0:
+            warm = warm_start_users(self)
         if self.env.truncated_flag:
             self.env.reset(seed=self.episode_seed(self.episodes))
             self.episodes += 1
@@ -114,7 +118,7 @@ class Trainer:
         with autocast(self.device, self.bf16):
             rollout = collect(self.env, self.agents, self.norms, self.slots, rewards)
         collected = time.perf_counter()
-        stats = self._episode_stats(rollout)
+        stats = {**warm, **self._episode_stats(rollout)}
         if self.spec.lagrangian:
             self.lagrange.update(float(rollout.delay_s.mean()), self.env_cfg.cost.delay_limit_s)
         updates = [("user", self._update_users, rollout.user), ("alloc", self._update_allocation, rollout.alloc),

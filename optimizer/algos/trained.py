@@ -47,15 +47,25 @@ class LearnedDeployment:
 
 
 class LearnedUser:
-    """UserPolicy: server and split from the MAPPO actor under the env's masks."""
+    """UserPolicy: server and split from the MAPPO actor under the env's masks.
+
+    ``deterministic=False`` samples (from its own generator, seeded by :meth:`reset`): the trained users
+    play a mixed strategy, and their argmax sends every user with similar features to the same server
+    (measured: greedy 4.16 s with 4.9 % time-outs where the sampled policy trained at 2.2 s)."""
 
     def __init__(self, layer: UserLayer, local_dim: int, deterministic: bool = True) -> None:
         self.actor, self.local_dim, self.deterministic = layer.actor.eval(), local_dim, deterministic
+        self.generator = torch.Generator()
+
+    def reset(self, seed: int) -> None:
+        self.generator.manual_seed(seed)
 
     @torch.no_grad()
     def act(self, env, obs) -> tuple[torch.Tensor, torch.Tensor]:
         _check_width("user observation", obs.local.shape[-1], self.local_dim)
-        server, split, _ = self.actor.act(obs.local, obs.server_mask, obs.split_mask, self.deterministic)
+        generator = self.generator if obs.local.device.type == "cpu" else None
+        server, split, _ = self.actor.act(obs.local, obs.server_mask, obs.split_mask, self.deterministic,
+                                          generator)
         return server, split
 
 
@@ -72,17 +82,20 @@ class LearnedAllocation:
         return shares[..., 0], shares[..., 1]
 
 
-def learned_policies(agents, local_dim: int, deterministic: bool = True) -> tuple[Any, Any, Any]:
-    """(deployment, user, allocation) policies of built agents; heuristics where they play a layer."""
+def learned_policies(agents, local_dim: int, deterministic: bool = True,
+                     sample_users: bool = False) -> tuple[Any, Any, Any]:
+    """(deployment, user, allocation) policies of built agents; heuristics where they play a layer.
+    ``sample_users``: users sample their mixed strategy while the other layers stay greedy."""
     deployment = (LearnedDeployment(agents.deployment_layer, deterministic)
                   if agents.deployment_layer is not None else agents.heuristic_deployment)
     allocation = (LearnedAllocation(agents.allocation, deterministic) if agents.allocation is not None
                   else agents.heuristic_allocation)
-    return deployment, LearnedUser(agents.user_layer, local_dim, deterministic), allocation
+    user = LearnedUser(agents.user_layer, local_dim, deterministic and not sample_users)
+    return deployment, user, allocation
 
 
 def load_policies(checkpoint_dir: str | os.PathLike, device: str | torch.device = "cpu",
-                  deterministic: bool = True) -> tuple[Any, Any, Any, Any]:
+                  deterministic: bool = True, sample_users: bool = False) -> tuple[Any, Any, Any, Any]:
     """(deployment, user, allocation, env_config) of a trained run directory or checkpoint file."""
     saved = checkpoint.load(checkpoint_dir, map_location=device)
     cfg = TrainConfig(**saved["train_config"])
@@ -91,4 +104,4 @@ def load_policies(checkpoint_dir: str | os.PathLike, device: str | torch.device 
     for key, module in agents.modules().items():
         module.load_state_dict(saved["trainer"]["modules"][key])
     env_cfg = from_dict(EnvConfig, saved["env_config"])
-    return (*learned_policies(agents, dims.local_dim, deterministic), env_cfg)
+    return (*learned_policies(agents, dims.local_dim, deterministic, sample_users), env_cfg)

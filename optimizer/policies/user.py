@@ -57,11 +57,12 @@ class UserActor(nn.Module):
 
     @torch.no_grad()
     def act(self, local: torch.Tensor, server_mask: torch.Tensor, split_mask: torch.Tensor,
-            deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            deterministic: bool = False, generator: torch.Generator | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample (server, split) per user with log π (eq. 20). local (..., K, d) → (..., K) each."""
         server_logits, split_logits = self.logits(local)
-        server = sample_categorical(server_logits, server_mask, deterministic)
-        split = sample_categorical(split_logits, split_mask, deterministic)
+        server = sample_categorical(server_logits, server_mask, deterministic, generator)
+        split = sample_categorical(split_logits, split_mask, deterministic, generator)
         logp_server, _ = categorical_logp_entropy(server_logits, server_mask, server)
         logp_split, _ = categorical_logp_entropy(split_logits, split_mask, split)
         return server, split, logp_server + logp_split
