@@ -2,13 +2,14 @@
 
     python benchmarks/bench_train.py --iterations 20 --seeds 0,1,2 [--synthetic-profiles] \
         [--algos hc-mappo-l,h-mappo,...] [--runs hc-mappo-l:0,h-mappo:1] [--no-baselines] \
-        [--num-envs 1] [--eval-episodes 10] [--out results/train]
+        [--num-envs 4] [--preset default|paper] [--eval-episodes 10] [--out results/train]
 
 For each (algorithm, seed): train with ``optimizer.algos.runner.train_run`` (run directory kept
 under OUT/runs, resumed if it holds a checkpoint), record env slots/s during rollouts and wall time
-per iteration (medians over the iterations), then evaluate the trained policies greedily on fresh
-evaluation seeds with ``optimizer.evaluate.run_episodes``; the heuristic baselines (Random, Greedy,
-Lagrangian) run on the same evaluation seeds. Each result is one file OUT/rows/NAME-sSEED.json, and
+per iteration (medians over the iterations), then evaluate the trained policies on fresh evaluation
+seeds with ``optimizer.evaluate.run_episodes``: deployment and allocation greedy, users sampling their
+mixed strategy (the row's metrics), and once more with greedy users too (``greedy_users_*``); the
+heuristic baselines (Local-Only, Edge-Only, Random, Greedy, Lagrangian) run on the same evaluation seeds. Each result is one file OUT/rows/NAME-sSEED.json, and
 OUT/summary.json, OUT/summary.csv and OUT/convergence.png are rebuilt from all the rows there, so
 several processes (one per core, disjoint ``--runs``) can fill one OUT. Every figure states the
 iterations actually run; nothing is extrapolated.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import platform
 import statistics
@@ -108,14 +110,17 @@ def main() -> None:
         result = train_run(cfg, env_cfg, profiles, run_dir, resume=(run_dir / "checkpoint.pt").exists(),
                            progress=True)
         history = result.history
-        dep, usr, alloc, _ = load_policies(run_dir, device=args.device)
+        dep, usr, alloc, _ = load_policies(run_dir, device=args.device, sample_users=True)
         env = EdgeEnv(env_cfg, catalog, num_envs=min(args.eval_episodes, 5), device=args.device, seed=0)
         evaluation = run_episodes(env, dep, usr, alloc, args.eval_episodes, seed=EVAL_SEED + seed)
+        _, greedy_usr, _, _ = load_policies(run_dir, device=args.device)
+        greedy = run_episodes(env, dep, greedy_usr, alloc, args.eval_episodes, seed=EVAL_SEED + seed)
         row = {"policy": algo, "seed": seed, "iterations": result.iterations,
                "env_slots_per_s": statistics.median(h["env_slots_per_s"] for h in history),
                "iteration_s": statistics.median(h["iteration_s"] for h in history),
                "final_lambda": history[-1]["lambda"]}
         row.update({m: float(evaluation.samples[m].mean()) for m in METRICS})
+        row.update({f"greedy_users_{m}": float(greedy.samples[m].mean()) for m in METRICS})
         row.update({f"train_{m}": history[-1].get(m, float("nan")) for m in METRICS})
         _save_row(rows_dir, row)
         _write(out, meta_of(args, profiles, seeds, started), env_cfg)
@@ -228,13 +233,19 @@ def _write(out: Path, meta: dict, env_cfg: EnvConfig) -> None:
 
 
 def _table(summary: dict, limit: float) -> str:
-    head = "| policy | delay (s) | energy (J) | privacy | success | user cost | cost per served user | delay ≤ τ̄ |"
-    lines = [head, "|" + "---|" * 8]
+    columns = ("delay_s", "delay_p95_s", "timeout_rate", "energy_j", "privacy_cost", "split_depth", "user_cost")
+    head = ("| policy | runs | delay (s) | p95 (s) | time-out | energy (J) | privacy | z/L | user cost | "
+            "delay ≤ τ̄ |")
+    lines = [head, "|" + "---|" * 10]
+
+    def cell(value: tuple[float, float]) -> str:
+        mean, ci = value
+        return f"{mean:.3g} ± {ci:.2g}" if math.isfinite(ci) else f"{mean:.3g} ± n/a"
+
     for name, s in summary.items():
-        cells = [f"{s[m][0]:.3g} ± {s[m][1]:.2g}" for m in ("delay_s", "energy_j", "privacy_cost",
-                                                            "success_rate", "user_cost",
-                                                            "served_user_cost")]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {'yes' if s['delay_s'][0] <= limit else 'no'} |")
+        cells = [cell(s[m]) for m in columns]
+        lines.append(f"| {name} | {s['runs']} | " + " | ".join(cells)
+                     + f" | {'yes' if s['delay_s'][0] <= limit else 'no'} |")
     return "\n".join(lines)
 
 

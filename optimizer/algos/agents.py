@@ -35,14 +35,16 @@ class EnvDims:
     channel_cols: tuple[int, int] | None = None   # the J channel features of the local obs
 
     @classmethod
-    def from_env(cls, env) -> "EnvDims":
-        """Sizes from the env; vec(X) columns of the user observation from its published layout."""
+    def from_env(cls, env, observe_cache: bool = False) -> "EnvDims":
+        """Sizes from the env; vec(X) and channel columns of the user observation from its published
+        layout; the cache features (Z columns, :func:`layers.cache_features`) come after it."""
         B, J, K, I, Z = env.dims
         layout = env.user_local_layout
         glob_dim = 2 * K + J * I
         cols = (layout.deployment.start, layout.deployment.stop)
         channel = (layout.channel.start, layout.channel.stop) if layout.channel is not None else None
-        return cls(J, K, I, Z, layout.width, glob_dim, env.cfg.input_batch[1], cols, channel)
+        width = layout.width + (Z if observe_cache else 0)
+        return cls(J, K, I, Z, width, glob_dim, env.cfg.input_batch[1], cols, channel)
 
 
 @dataclass
@@ -86,7 +88,7 @@ def build_agents(spec: AlgoSpec, cfg: TrainConfig, dims: EnvDims, device: torch.
     )
     for module in agents.modules().values():
         module.to(device)
-    agents.user_layer = UserLayer(agents.user_actor, agents.user_critics)
+    agents.user_layer = UserLayer(agents.user_actor, agents.user_critics, cfg.user_observes_cache)
     if agents.alloc_actor is not None:
         agents.allocation = AllocationLayer(agents.alloc_actor, agents.alloc_critic, dims.num_services,
                                             dims.max_input_size, dims.num_splits)

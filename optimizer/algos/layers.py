@@ -24,15 +24,35 @@ from optimizer.baselines import sqrt_shares
 
 
 # ------------------------------------------------------------------------------------------- users
+def cache_features(env) -> torch.Tensor:
+    """What a user's own parameter cache still lacks for each split of its request: log(1 + (D^U(z) −
+    held)+ / 1 MB) / 5, (B, K, Z). An extension of eq. 16: the user knows its cache, and whether a deep
+    split needs a download (τ^E2U) decides whether it times out."""
+    B, J, K, I, Z = env.dims
+    service = env.request_service
+    held = env.cache_bytes.gather(2, service.unsqueeze(-1))                       # (B, K, 1)
+    need = env.catalog.device_param_bytes.index_select(0, service.reshape(-1)).view(B, K, Z)
+    return torch.log1p((need - held).clamp_min(0.0) / 1e6) / 5.0
+
+
+def user_local(env, uo, observe_cache: bool) -> torch.Tensor:
+    """The user actor's and critics' local input: eq. 16 (+ channel) of the env, + cache features."""
+    return torch.cat([uo.local, cache_features(env)], dim=-1) if observe_cache else uo.local
+
+
 class UserLayer:
     """MAPPO user actor (σ, z) with reward and delay-cost critics (eq. 16, 17, 20, 32)."""
 
-    def __init__(self, actor, critics) -> None:
-        self.actor, self.critics = actor, critics
+    def __init__(self, actor, critics, observe_cache: bool = False) -> None:
+        self.actor, self.critics, self.observe_cache = actor, critics, observe_cache
 
-    def act(self, uo, traj: Trajectory, t: int):
-        server, split, logp = self.actor.act(uo.local, uo.server_mask, uo.split_mask)
-        traj.put(t, local=uo.local, glob=uo.glob, server_mask=uo.server_mask, split_mask=uo.split_mask,
+    def local(self, env, uo) -> torch.Tensor:
+        return user_local(env, uo, self.observe_cache)
+
+    def act(self, env, uo, traj: Trajectory, t: int):
+        local = self.local(env, uo)
+        server, split, logp = self.actor.act(local, uo.server_mask, uo.split_mask)
+        traj.put(t, local=local, glob=uo.glob, server_mask=uo.server_mask, split_mask=uo.split_mask,
                  server=server, split=split, logp=logp)
         return server, split
 

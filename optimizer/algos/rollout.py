@@ -90,7 +90,7 @@ def collect(env, agents: Agents, norms: ValueNormalisers, slots: int,
                 mig = sm.migration_cost_s(x, before, env.catalog.model_bytes, env.cloud_rate_bps)
                 dep.add(d, "reward", (-rewards.migration_weight * mig.mean(-1, keepdim=True)).expand(B, J))
         uo = env.user_observation()
-        server, split = agents.user_layer.act(uo, user, t)
+        server, split = agents.user_layer.act(env, uo, user, t)
         ao = env.allocation_observation(server, split)
         shares = _allocate(agents, env, ao, server, split, alloc, t)
         on_chosen, anywhere = _hosted(env, server)
@@ -121,10 +121,11 @@ def collect(env, agents: Agents, norms: ValueNormalisers, slots: int,
         agents.deployment_layer.store_values(dep, norms.deployment)
     # bootstrap: values of the state reached after the last slot
     uo = env.user_observation()
-    boot_r, boot_c = agents.user_critics(uo.local, uo.glob)
+    local = agents.user_layer.local(env, uo)
+    boot_r, boot_c = agents.user_critics(local, uo.glob)
     boot_alloc = boot_dep = None
     if alloc is not None:
-        server, split, _ = agents.user_actor.act(uo.local, uo.server_mask, uo.split_mask)
+        server, split, _ = agents.user_actor.act(local, uo.server_mask, uo.split_mask)
         ao = env.allocation_observation(server, split)
         boot_alloc = norms.allocation.denormalise(agents.allocation.value(agents.allocation.tokens(ao),
                                                                           ao.assoc_mask))

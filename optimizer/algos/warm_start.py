@@ -25,7 +25,7 @@ WARM_START_SEED = 900_000_000
 
 
 @torch.no_grad()
-def _play(env: EdgeEnv, lam: float, slots: int, store: Trajectory | None = None) -> float:
+def _play(env: EdgeEnv, lam: float, slots: int, store: Trajectory | None = None, user_layer=None) -> float:
     """Mean delay of ``slots`` slots of the heuristic from the env's current state (stored if asked)."""
     deployment = baselines.make_baseline("deployment", "popularity")
     allocation = baselines.make_baseline("allocation", "best")
@@ -39,7 +39,7 @@ def _play(env: EdgeEnv, lam: float, slots: int, store: Trajectory | None = None)
         uo = env.user_observation()
         server, split = user.act(env, uo)
         if store is not None:
-            store.put(t, local=uo.local, server_mask=uo.server_mask, split_mask=uo.split_mask,
+            store.put(t, local=user_layer.local(env, uo), server_mask=uo.server_mask, split_mask=uo.split_mask,
                       server=server, split=split)
         compute, bandwidth = allocation.allocate(env, env.allocation_observation(server, split))
         total += float(env.step(server, split, compute, bandwidth).user_cost.mean())
@@ -60,7 +60,7 @@ def warm_start_users(trainer) -> dict[str, float]:
     calibration = baselines.calibrate_lagrangian(mean_delay, env_cfg.cost.delay_limit_s, steps=4)
     env.reset(seed=WARM_START_SEED + cfg.seed + 1)
     demos = Trajectory(slots)
-    teacher_delay = _play(env, calibration.lam, slots, demos)
+    teacher_delay = _play(env, calibration.lam, slots, demos, trainer.agents.user_layer)
     data = demos.flat(("local", "server_mask", "split_mask", "server", "split"), 2)
     actor, optimiser = trainer.agents.user_actor, trainer.optimisers["user_actor"]
     losses = []
