@@ -131,9 +131,9 @@ class InTurnDeploymentLayer:
         return DeploymentState(obs.local[:, 0, layout.request_share], obs.local[..., layout.server_share],
                                previous, obs.storage_bytes, obs.model_bytes)
 
-    def act(self, env, obs, deterministic: bool = False):
+    def act(self, env, obs, deterministic: bool = False, generator: torch.Generator | None = None):
         state = self.state(env, obs)
-        sample = self.net.act(state, deterministic)
+        sample = self.net.act(state, deterministic, generator)
         I = self.net.num_services
         pad = I - sample.actions.shape[-1]
         fields = dict(request_share=state.request_share, server_share=state.server_share,
@@ -181,7 +181,7 @@ class GRUDeploymentLayer:
         demand = torch.cat([obs.local[..., layout.request_share], obs.local[..., layout.server_share]], -1)
         return demand, obs.glob[..., layout.previous]
 
-    def act(self, env, obs, deterministic: bool = False):
+    def act(self, env, obs, deterministic: bool = False, generator: torch.Generator | None = None):
         B, J, _, I, _ = env.dims
         demand, prev = self.inputs(env, obs)
         sample = self.net.act(demand.reshape(B * J, -1), prev.reshape(B * J, -1),

@@ -38,12 +38,17 @@ class LearnedDeployment:
 
     def __init__(self, layer, deterministic: bool = True) -> None:
         self.layer, self.deterministic = layer, deterministic
+        self.generator = torch.Generator()
         layer.net.eval()
+
+    def reset(self, seed: int) -> None:
+        self.generator.manual_seed(seed + 1)
 
     @torch.no_grad()
     def deploy(self, env, obs) -> torch.Tensor:
         _check_width("service count I", env.dims[3], self.layer.net.num_services)
-        return self.layer.act(env, obs, self.deterministic)[0]
+        generator = self.generator if env.device.type == "cpu" else None
+        return self.layer.act(env, obs, self.deterministic, generator)[0]
 
 
 class LearnedUser:
@@ -84,10 +89,11 @@ class LearnedAllocation:
 
 
 def learned_policies(agents, local_dim: int, deterministic: bool = True,
-                     sample_users: bool = False) -> tuple[Any, Any, Any]:
+                     sample_users: bool = False, sample_deployment: bool = False) -> tuple[Any, Any, Any]:
     """(deployment, user, allocation) policies of built agents; heuristics where they play a layer.
-    ``sample_users``: users sample their mixed strategy while the other layers stay greedy."""
-    deployment = (LearnedDeployment(agents.deployment_layer, deterministic)
+    ``sample_users`` / ``sample_deployment``: that layer samples its trained (stochastic) policy from a
+    generator seeded per evaluation round while the others stay greedy."""
+    deployment = (LearnedDeployment(agents.deployment_layer, deterministic and not sample_deployment)
                   if agents.deployment_layer is not None else agents.heuristic_deployment)
     allocation = (LearnedAllocation(agents.allocation, deterministic) if agents.allocation is not None
                   else agents.heuristic_allocation)
@@ -96,7 +102,8 @@ def learned_policies(agents, local_dim: int, deterministic: bool = True,
 
 
 def load_policies(checkpoint_dir: str | os.PathLike, device: str | torch.device = "cpu",
-                  deterministic: bool = True, sample_users: bool = False) -> tuple[Any, Any, Any, Any]:
+                  deterministic: bool = True, sample_users: bool = False,
+                  sample_deployment: bool = False) -> tuple[Any, Any, Any, Any]:
     """(deployment, user, allocation, env_config) of a trained run directory or checkpoint file."""
     saved = checkpoint.load(checkpoint_dir, map_location=device)
     cfg = TrainConfig(**saved["train_config"])
@@ -105,4 +112,4 @@ def load_policies(checkpoint_dir: str | os.PathLike, device: str | torch.device 
     for key, module in agents.modules().items():
         module.load_state_dict(saved["trainer"]["modules"][key])
     env_cfg = from_dict(EnvConfig, saved["env_config"])
-    return (*learned_policies(agents, dims.local_dim, deterministic, sample_users), env_cfg)
+    return (*learned_policies(agents, dims.local_dim, deterministic, sample_users, sample_deployment), env_cfg)

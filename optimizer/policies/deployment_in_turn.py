@@ -5,7 +5,8 @@ slots the J servers of a copy decide one after another (server 0 first). Server 
 with one small MLP shared by all servers and services,
 
     s_{j,i} = f_θ(I·r_i, I·h_{j,i}, x_{j,i}(t−ΔT), Σ_j' x_{j',i}(t−ΔT)/J,
-                  1[i placed by a server < j], #servers < j holding i / J, 10·D_i/S_j, j/J),
+                  1[i placed by a server < j], #servers < j holding i / J, 10·D_i/S_j, j/J)
+              + β · 1[no server < j placed i]     (β learned, β0 = 1),
 
 and then decodes its macro-action M_j (eq. 19) exactly as the paper does: pick one service at a time
 from the categorical softmax(s) over the services not yet chosen that still fit (C7), until none fits.
@@ -88,6 +89,10 @@ class InTurnDeployment(nn.Module):
         super().__init__()
         self.num_services, self.num_servers, self.centralised = num_services, num_servers, centralised
         self.score = mlp(NUM_FEATURES, hidden, 1, layers=2, out_gain=0.01)
+        # s += β·1[no earlier server placed i]: a learned prior for covering (β0 = 1). Sampling covers
+        # by its noise alone; greedy decoding needs the scores to prefer what is still missing (measured:
+        # without it a trained policy's greedy decoding left 17.6 % of requests unhosted, sampled 0.5 %).
+        self.uncovered_bonus = nn.Parameter(torch.ones(()))
         critic_in = (4 if centralised else 3) * num_services + 1
         self.critic = mlp(critic_in, critic_hidden, 1, layers=2)
 
@@ -105,7 +110,11 @@ class InTurnDeployment(nn.Module):
         return torch.stack(blocks, dim=-1)
 
     def scores(self, state: DeploymentState, before: torch.Tensor) -> torch.Tensor:
-        return self.score(self.features(state, before)).squeeze(-1).float()
+        return self._score(self.features(state, before))
+
+    def _score(self, features: torch.Tensor) -> torch.Tensor:
+        uncovered = 1.0 - features[..., 4]                         # feature 4: placed by an earlier server
+        return self.score(features).squeeze(-1).float() + self.uncovered_bonus * uncovered
 
     def value(self, state: DeploymentState) -> torch.Tensor:
         """V(o_j) (B, J) from the state before the decision (centralised: plus everyone's X(t−ΔT))."""
@@ -120,7 +129,8 @@ class InTurnDeployment(nn.Module):
 
     # -- rollout ----------------------------------------------------------------------------------
     @torch.no_grad()
-    def act(self, state: DeploymentState, deterministic: bool = False) -> InTurnSample:
+    def act(self, state: DeploymentState, deterministic: bool = False,
+            generator: torch.Generator | None = None) -> InTurnSample:
         B, J, I = state.previous.shape
         held = torch.zeros(B, I, device=state.previous.device)
         deployment = torch.zeros(B, J, I, dtype=torch.bool, device=held.device)
@@ -129,9 +139,9 @@ class InTurnDeployment(nn.Module):
             before = held.new_zeros(B, J, I)
             before[:, j] = held
             feats = self.features(state, before)[:, j]                       # (B, I, F)
-            keys = self.score(feats).squeeze(-1).float()
+            keys = self._score(feats)
             if not deterministic:
-                u = torch.rand_like(keys).clamp(1e-12, 1.0 - 1e-7)
+                u = torch.rand(keys.shape, generator=generator, device=keys.device).clamp(1e-12, 1.0 - 1e-7)
                 keys = keys - torch.log(-torch.log(u))        # + Gumbel(0, 1)
             chosen, order, count = fill_in_order(keys, state.storage_bytes[:, j], state.model_bytes)
             deployment[:, j] = chosen
