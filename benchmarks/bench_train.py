@@ -7,9 +7,8 @@
 For each (algorithm, seed): train with ``optimizer.algos.runner.train_run`` (run directory kept
 under OUT/runs, resumed if it holds a checkpoint), record env slots/s during rollouts and wall time
 per iteration (medians over the iterations), then evaluate the trained policies on fresh evaluation
-seeds with ``optimizer.evaluate.run_episodes``: users and deployment sampling their trained stochastic
-policies from seeded generators, allocation at its mean (the row's metrics), and once more with every
-layer greedy (``greedy_*``); the
+seeds with ``optimizer.evaluate.run_episodes``: every layer greedy (the row's metrics), and once more with
+users and deployment sampling their trained stochastic policies from seeded generators (``sampled_*``); the
 heuristic baselines (Local-Only, Edge-Only, Random, Greedy, Lagrangian) run on the same evaluation seeds. Each result is one file OUT/rows/NAME-sSEED.json, and
 OUT/summary.json, OUT/summary.csv and OUT/convergence.png are rebuilt from all the rows there, so
 several processes (one per core, disjoint ``--runs``) can fill one OUT. Every figure states the
@@ -111,17 +110,17 @@ def main() -> None:
         result = train_run(cfg, env_cfg, profiles, run_dir, resume=(run_dir / "checkpoint.pt").exists(),
                            progress=True)
         history = result.history
-        dep, usr, alloc, _ = load_policies(run_dir, device=args.device, sample_users=True, sample_deployment=True)
+        dep, usr, alloc, _ = load_policies(run_dir, device=args.device)
         env = EdgeEnv(env_cfg, catalog, num_envs=min(args.eval_episodes, 5), device=args.device, seed=0)
         evaluation = run_episodes(env, dep, usr, alloc, args.eval_episodes, seed=EVAL_SEED + seed)
-        greedy_dep, greedy_usr, _, _ = load_policies(run_dir, device=args.device)
-        greedy = run_episodes(env, greedy_dep, greedy_usr, alloc, args.eval_episodes, seed=EVAL_SEED + seed)
+        s_dep, s_usr, _, _ = load_policies(run_dir, device=args.device, sample_users=True, sample_deployment=True)
+        sampled = run_episodes(env, s_dep, s_usr, alloc, args.eval_episodes, seed=EVAL_SEED + seed)
         row = {"policy": algo, "seed": seed, "iterations": result.iterations,
                "env_slots_per_s": statistics.median(h["env_slots_per_s"] for h in history),
                "iteration_s": statistics.median(h["iteration_s"] for h in history),
                "final_lambda": history[-1]["lambda"]}
         row.update({m: float(evaluation.samples[m].mean()) for m in METRICS})
-        row.update({f"greedy_{m}": float(greedy.samples[m].mean()) for m in METRICS})
+        row.update({f"sampled_{m}": float(sampled.samples[m].mean()) for m in METRICS})
         row.update({f"train_{m}": history[-1].get(m, float("nan")) for m in METRICS})
         _save_row(rows_dir, row)
         _write(out, meta_of(args, profiles, seeds, started), env_cfg)

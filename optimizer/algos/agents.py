@@ -11,7 +11,7 @@ from torch import nn
 
 from optimizer.algos.ablations import AlgoSpec, heuristic_allocation, heuristic_deployment
 from optimizer.algos.config import TrainConfig
-from optimizer.algos.layers import AllocationLayer, UserLayer, deployment_layer
+from optimizer.algos.layers import OWN_DEVICE_FEATURES, AllocationLayer, UserLayer, deployment_layer
 from optimizer.algos.normalisers import RunningMeanStd
 from optimizer.policies.allocation import AllocationActor, AllocationCritic
 from optimizer.policies.allocation_correction import SqrtCorrectionActor
@@ -35,15 +35,15 @@ class EnvDims:
     channel_cols: tuple[int, int] | None = None   # the J channel features of the local obs
 
     @classmethod
-    def from_env(cls, env, observe_cache: bool = False) -> "EnvDims":
+    def from_env(cls, env, observe_own: bool = False) -> "EnvDims":
         """Sizes from the env; vec(X) and channel columns of the user observation from its published
-        layout; the cache features (Z columns, :func:`layers.cache_features`) come after it."""
+        layout; the user's own features (Z + 4 columns, :func:`layers.own_features`) come after it."""
         B, J, K, I, Z = env.dims
         layout = env.user_local_layout
         glob_dim = 2 * K + J * I
         cols = (layout.deployment.start, layout.deployment.stop)
         channel = (layout.channel.start, layout.channel.stop) if layout.channel is not None else None
-        width = layout.width + (Z if observe_cache else 0)
+        width = layout.width + (Z + OWN_DEVICE_FEATURES if observe_own else 0)
         return cls(J, K, I, Z, width, glob_dim, env.cfg.input_batch[1], cols, channel)
 
 
@@ -88,7 +88,7 @@ def build_agents(spec: AlgoSpec, cfg: TrainConfig, dims: EnvDims, device: torch.
     )
     for module in agents.modules().values():
         module.to(device)
-    agents.user_layer = UserLayer(agents.user_actor, agents.user_critics, cfg.user_observes_cache)
+    agents.user_layer = UserLayer(agents.user_actor, agents.user_critics, cfg.user_observes_own_device)
     if agents.alloc_actor is not None:
         agents.allocation = AllocationLayer(agents.alloc_actor, agents.alloc_critic, dims.num_services,
                                             dims.max_input_size, dims.num_splits)

@@ -52,7 +52,7 @@ class TrainConfig:
     hidden_deployment: int = 64         # in-turn score network (gru: GRU width, paper 256)
     hidden_allocation: int = 64
     user_server_scoring: bool = True    # server logits also from a head shared by all servers (channel)
-    user_observes_cache: bool = True    # users also see what their cache lacks per split (eq. 16 + Z)
+    user_observes_own_device: bool = True   # users also see their cache and device (ε, Pre, f, P): eq. 16 + Z + 4
     embedding_dim: int = 16             # d_m, d_s (eq. 16) and split embedding (eq. 18 keys)
     # Deployment layer
     deployment_policy: str = "in-turn"  # in-turn (coverage-aware, per-step ratios) | gru (paper, eq. 28-30)
@@ -129,7 +129,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                   hidden_allocation=128, entropy_deployment=0.25, deployment_policy="gru",
                   deployment_reward="eq24", allocation_policy="attention", lambda_pid=False,
                   lambda_normalised=False, charge_misses_to_deployment=False, user_server_scoring=False,
-                  user_observes_cache=False, hidden_user=256, warm_start=False),
+                  user_observes_own_device=False, hidden_user=256, warm_start=False),
     "default": {},
 }
 

@@ -74,7 +74,7 @@ class Trainer:
         self.env = EdgeEnv(env_cfg, catalog, num_envs=cfg.num_envs, device=self.device, seed=cfg.seed)
         self.env.reset(seed=self.episode_seed(0))
         self.episodes = 1                            # episodes started (the env is in episode 0)
-        self.dims = EnvDims.from_env(self.env, cfg.user_observes_cache)
+        self.dims = EnvDims.from_env(self.env, cfg.user_observes_own_device)
         self.agents: Agents = build_agents(self.spec, cfg, self.dims, self.device, self.env.catalog.model_bytes)
         self.optimisers = {name: torch.optim.Adam(module.parameters(), lr=cfg.lr, eps=1e-5)
                            for name, module in self.agents.modules().items()}

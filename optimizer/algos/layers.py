@@ -24,30 +24,40 @@ from optimizer.baselines import sqrt_shares
 
 
 # ------------------------------------------------------------------------------------------- users
-def cache_features(env) -> torch.Tensor:
-    """What a user's own parameter cache still lacks for each split of its request: log(1 + (D^U(z) −
-    held)+ / 1 MB) / 5, (B, K, Z). An extension of eq. 16: the user knows its cache, and whether a deep
-    split needs a download (τ^E2U) decides whether it times out."""
+OWN_DEVICE_FEATURES = 4
+
+
+def own_features(env) -> torch.Tensor:
+    """What a user knows about itself beyond eq. 16, (B, K, Z + 4): for each split of its request what
+    its parameter cache still lacks, log(1 + (D^U(z) − held)+ / 1 MB) / 5, and its own device: log10 ε_k
+    (J/FLOP), Pre_k, log10 f_k (FLOP/s), P_k (dBm), each scaled to about [−1, 1]. An extension of eq. 16:
+    ε_k alone spans 100× (Table I), and whether a deep split needs a download (τ^E2U) decides whether it
+    times out; without them the learned users could only learn the average split (measured: all edge)."""
     B, J, K, I, Z = env.dims
     service = env.request_service
     held = env.cache_bytes.gather(2, service.unsqueeze(-1))                       # (B, K, 1)
     need = env.catalog.device_param_bytes.index_select(0, service.reshape(-1)).view(B, K, Z)
-    return torch.log1p((need - held).clamp_min(0.0) / 1e6) / 5.0
+    cache = torch.log1p((need - held).clamp_min(0.0) / 1e6) / 5.0
+    device = torch.stack([torch.log10(env.energy_j_per_flop.clamp_min(1e-15)) + 10.0,
+                          2.0 * env.privacy_pref - 1.0,
+                          2.0 * (torch.log10(env.user_flops.clamp_min(1.0)) - 10.5),
+                          (10.0 * torch.log10(env.user_power_w.clamp_min(1e-12)) + 30.0 - 25.0) / 5.0], dim=-1)
+    return torch.cat([cache, device.float()], dim=-1)
 
 
-def user_local(env, uo, observe_cache: bool) -> torch.Tensor:
-    """The user actor's and critics' local input: eq. 16 (+ channel) of the env, + cache features."""
-    return torch.cat([uo.local, cache_features(env)], dim=-1) if observe_cache else uo.local
+def user_local(env, uo, observe_own: bool) -> torch.Tensor:
+    """The user actor's and critics' local input: eq. 16 (+ channel) of the env, + :func:`own_features`."""
+    return torch.cat([uo.local, own_features(env)], dim=-1) if observe_own else uo.local
 
 
 class UserLayer:
     """MAPPO user actor (σ, z) with reward and delay-cost critics (eq. 16, 17, 20, 32)."""
 
-    def __init__(self, actor, critics, observe_cache: bool = False) -> None:
-        self.actor, self.critics, self.observe_cache = actor, critics, observe_cache
+    def __init__(self, actor, critics, observe_own: bool = False) -> None:
+        self.actor, self.critics, self.observe_own = actor, critics, observe_own
 
     def local(self, env, uo) -> torch.Tensor:
-        return user_local(env, uo, self.observe_cache)
+        return user_local(env, uo, self.observe_own)
 
     def act(self, env, uo, traj: Trajectory, t: int):
         local = self.local(env, uo)
