@@ -1,4 +1,4 @@
-"""User-steps per second of EdgeEnv alone under random valid actions (issue 4 benchmark).
+"""User-steps per second of EdgeEnv alone under random valid actions (goals: BENCHMARKS.md, Environment).
 
     .venv/bin/python benchmarks/bench_env.py [--profiles data/profiles] [--slots 200] [--repeats 3]
 

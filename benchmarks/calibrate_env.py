@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common.errors import UserInputError  # noqa: E402
 from common.files import atomic_open  # noqa: E402
 from optimizer import baselines  # noqa: E402
-from optimizer.config import EnvConfig, apply_overrides, from_dict  # noqa: E402
+from optimizer.config import EnvConfig, EvaluateConfig, apply_overrides, from_dict  # noqa: E402
 from optimizer.env import EdgeEnv, ServiceCatalog  # noqa: E402
 from optimizer.evaluate import EvalResult, evaluate_baseline, run_episodes  # noqa: E402
 
@@ -115,9 +115,10 @@ def _fmt(v: float) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", default="data/profiles")
-    parser.add_argument("--episodes", type=int, default=4, help="evaluation copy-episodes per policy and ratio")
-    parser.add_argument("--seed", type=int, default=100)
-    parser.add_argument("--calibration-episodes", type=int, default=4, help="episodes per λ tried (other seeds)")
+    parser.add_argument("--episodes", type=int, default=8, help="evaluation copy-episodes per policy and ratio")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--calibration-episodes", type=int, default=EvaluateConfig.lagrangian_calibration_episodes,
+                        help="episodes per λ tried (other seeds)")
     parser.add_argument("--ratios", default="0.2,1,5", help="r = μ2/μ1, comma-separated")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="EnvConfig override without the 'env.' prefix, e.g. cost.privacy_bytes_scale=1e-5")

@@ -50,7 +50,7 @@ def summary_table(summary: RunSummary) -> str:
 @click.option("--model", required=True, metavar="NAME|pkg.module:factory", help="Zoo model or a user factory.")
 @click.option("--layers", metavar="Z1,Z2,...", help="Split points to measure (default: all of 1..L-1).")
 @click.option("--budget", type=click.Choice(list(BUDGETS)), default="quick", show_default=True,
-              help="Images and decoder training steps (see README).")
+              help="Images and decoder training steps (README, Reference: Leakage).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Where the victim and decoder run (auto: CUDA if available).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
@@ -67,7 +67,8 @@ def summary_table(summary: RunSummary) -> str:
 @click.option("--loss", type=click.Choice(LOSSES), default="mse+ssim", show_default=True,
               help="Decoder training loss.")
 @click.option("--profile", "profile_path", type=click.Path(path_type=Path),
-              help="Profile table to update (default data/profiles/<model>.json).")
+              help="Profile table to update; it must exist (python cli.py profile) and only its leakage is "
+                   "written (default data/profiles/<model>.json).")
 @click.option("--out", type=click.Path(path_type=Path), help="Results folder (default runs/leakage/<model>/).")
 @click.option("--force", is_flag=True, help="Recompute splits already finished with the same settings.")
 @click.option("--threads", type=int, metavar="N",

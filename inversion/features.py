@@ -9,7 +9,7 @@ one pass is run per group, each pass stopping at the group's deepest unit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -79,7 +79,8 @@ def group_splits(shapes: dict[int, tuple[int, ...]], n_images: int, cache_bytes:
 
 @torch.no_grad()
 def _extract(model: SplitModelLike, images: torch.Tensor, splits: list[int], shapes: dict[int, tuple[int, ...]],
-             device: torch.device, batch_size: int, bf16: bool) -> dict[int, torch.Tensor]:
+             device: torch.device, batch_size: int, bf16: bool,
+             on_batch: Callable[[int], None] = lambda n: None) -> dict[int, torch.Tensor]:
     cache = {z: torch.empty((len(images), *shapes[z]), dtype=CACHE_DTYPE, device=device) for z in splits}
     deepest = max(splits)
     for start in range(0, len(images), batch_size):
@@ -88,18 +89,31 @@ def _extract(model: SplitModelLike, images: torch.Tensor, splits: list[int], sha
             outs = _forward_to(model, batch, deepest)
         for z in splits:
             cache[z][start:start + len(batch)] = outs[z].to(CACHE_DTYPE)
+        on_batch(len(batch))
     return cache
 
 
 def iter_split_features(model: SplitModelLike, train: torch.Tensor, test: torch.Tensor, splits: Sequence[int],
-                        device: torch.device, cache_bytes: int, batch_size: int = 64,
-                        bf16: bool = False) -> Iterator[SplitFeatures]:
-    """Yield :class:`SplitFeatures` for ``splits`` in order; ``train``/``test`` are model-normalised inputs."""
+                        device: torch.device, cache_bytes: int, batch_size: int = 64, bf16: bool = False,
+                        progress: Callable[[list[int], int, int], None] = lambda group, done, total: None
+                        ) -> Iterator[SplitFeatures]:
+    """Yield :class:`SplitFeatures` for ``splits`` in order; ``train``/``test`` are model-normalised inputs.
+
+    ``progress(group, done, total)`` follows each caching pass: images done of ``total`` for the splits
+    of ``group``.
+    """
     if not splits:
         return
     shapes = feature_shapes(model, train.to(device), splits)
     for group in group_splits(shapes, len(train) + len(test), cache_bytes):
-        train_f = _extract(model, train, group, shapes, device, batch_size, bf16)
-        test_f = _extract(model, test, group, shapes, device, batch_size, bf16)
+        done = 0
+
+        def tick(n: int, group: list[int] = group) -> None:
+            nonlocal done
+            done += n
+            progress(group, done, len(train) + len(test))
+
+        train_f = _extract(model, train, group, shapes, device, batch_size, bf16, tick)
+        test_f = _extract(model, test, group, shapes, device, batch_size, bf16, tick)
         for z in group:
             yield SplitFeatures(z, train_f.pop(z), test_f.pop(z))

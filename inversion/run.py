@@ -135,17 +135,36 @@ def _entry(outcome: SplitOutcome, unit_name: str, shape: tuple[int, ...], device
             "date": store.now_iso()}
 
 
-def _progress_bar(z: int, num_units: int, unit: str, steps: int, n_train: int, batch: int) -> tuple[tqdm, Callable]:
-    bar = tqdm(total=steps, desc=f"split {z}/{num_units} {unit}", file=sys.stderr, leave=False,
-               dynamic_ncols=True)
+def _progress_bar(z: int, nth: int, count: int, unit: str, steps: int, n_train: int, batch: int,
+                  overall: tqdm) -> tuple[tqdm, Callable]:
+    """The bar of split ``z``, the ``nth`` of ``count`` to measure; it also advances ``overall`` (all splits)."""
+    bar = tqdm(total=steps, desc=f"split {z} ({nth}/{count}) {unit}", file=sys.stderr, leave=False,
+               dynamic_ncols=True, position=1)
     every = max(1, steps // 50)
 
     def update(step: int, loss: float, ssim: float) -> None:
         if (step + 1) % every == 0 or step + 1 == steps:
+            overall.update(step + 1 - bar.n)
             bar.update(step + 1 - bar.n)
             bar.set_postfix(epoch=f"{(step + 1) * batch / n_train:.1f}", loss=f"{loss:.4f}", ssim=f"{ssim:.3f}")
 
     return bar, update
+
+
+class _CachingBar:
+    """``progress(group, done, total)`` of :func:`iter_split_features` as a bar per caching pass."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    def __call__(self, group: list[int], done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=f"caching features of splits {','.join(map(str, group))}",
+                            unit="img", file=sys.stderr, leave=False, dynamic_ncols=True, position=1)
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.bar.close()
+            self.bar = None
 
 
 def run_leakage(request: LeakageRequest, log: Callable[[str], None] = lambda s: None) -> RunSummary:
@@ -194,11 +213,14 @@ def run_leakage(request: LeakageRequest, log: Callable[[str], None] = lambda s: 
 
     normalizer = Normalizer()
     features = iter_split_features(model, normalizer.normalize(images.train), normalizer.normalize(images.test),
-                                   todo, device, CACHE_BYTES.get(device.type, 2 << 30), bf16=bf16)
-    for feats in features:
+                                   todo, device, CACHE_BYTES.get(device.type, 2 << 30), bf16=bf16,
+                                   progress=_CachingBar())
+    overall = tqdm(total=len(todo) * settings.train.steps, desc=f"{loaded.name}: {len(todo)} splits",
+                   unit="step", file=sys.stderr, leave=False, dynamic_ncols=True, position=0, disable=not todo)
+    for nth, feats in enumerate(features, start=1):
         z = feats.split
-        bar, progress = _progress_bar(z, num_units, unit_names[z - 1], settings.train.steps,
-                                      settings.n_train, settings.train.batch_size)
+        bar, progress = _progress_bar(z, nth, len(todo), unit_names[z - 1], settings.train.steps,
+                                      settings.n_train, settings.train.batch_size, overall)
         with bar:
             outcome = attack_split(feats, images.train, images.test, settings.train, device,
                                    request.seed + z, bf16, progress)
@@ -208,6 +230,7 @@ def run_leakage(request: LeakageRequest, log: Callable[[str], None] = lambda s: 
         results.save(out_dir)
         store.update_profile(profile_path, results)
         log(f"split {z}: SSIM {results.splits[z]['ssim']:.3f}  ({outcome.train_seconds:.0f} s)")
+    overall.close()
     figures = write_figures(out_dir, loaded.name, num_units, results)
     return RunSummary(loaded.name, num_units, unit_names, results, status, [z for z in splits if z not in todo],
                       todo, profile_path, out_dir, figures)

@@ -149,7 +149,7 @@ def sqrt_shares(env: EdgeEnv, server: torch.Tensor, split: torch.Tensor) -> tupl
     compute_load = loads.input_batch * loads.server_work
     transfer = BITS_PER_BYTE * (loads.download_bytes / loads.downlink_se
                                 + loads.input_batch * loads.uplink_bytes / loads.uplink_se)
-    transfer = torch.where(loads.downlink_se > 0, transfer, torch.zeros_like(transfer)).nan_to_num(0.0)
+    transfer = torch.where(transfer.isfinite(), transfer, torch.zeros_like(transfer))   # no link: no share helps
     return sqrt_share(compute_load.unsqueeze(1) * assoc, assoc), sqrt_share(transfer.unsqueeze(1) * assoc, assoc)
 
 
@@ -293,23 +293,24 @@ class LagrangianUser:
 
 @dataclass
 class Calibration:
-    """Result of :func:`calibrate_lagrangian`: λ and the calibration runs' mean delay per λ tried."""
+    """Result of :func:`calibrate_lagrangian`: λ and the calibration statistic per λ tried."""
     lam: float
     tried: list[tuple[float, float]]
 
 
-def calibrate_lagrangian(mean_delay_of: Callable[[float], float], delay_limit_s: float, steps: int = 8,
+def calibrate_lagrangian(delay_of: Callable[[float], float], delay_limit_s: float, steps: int = 8,
                          lam_max: float = 1e4) -> Calibration:
-    """Smallest λ (to a factor 2^(1/2^steps)) whose mean delay meets τ̄, by bisection on log λ.
+    """Smallest λ (to a factor 8^(1/2^steps)) whose delay statistic meets τ̄, by bisection on log λ.
 
-    ``mean_delay_of(λ)`` runs calibration episodes (on seeds apart from the evaluation's) and returns
-    the mean delay; it is assumed non-increasing in λ. λ = 0 is returned when it already meets τ̄;
+    ``delay_of(λ)`` runs calibration episodes (on seeds apart from the evaluation's) and returns the
+    statistic that must stay ≤ τ̄ (``evaluate`` passes the upper confidence bound of the mean delay);
+    it is assumed non-increasing in λ. λ = 0 is returned when it already meets τ̄;
     λ_max when nothing does (the limit is then out of reach of this heuristic).
     """
     tried: list[tuple[float, float]] = []
 
     def delay(lam: float) -> float:
-        value = mean_delay_of(lam)
+        value = delay_of(lam)
         tried.append((lam, value))
         return value
 

@@ -49,8 +49,10 @@ def build_configs(overrides: tuple[str, ...], preset_name: str = "default", **fl
               help="Clone the users from the calibrated Lagrangian heuristic before PPO (off by default).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a TrainConfig field (lr=1e-3) or an env field (env.num_users=20).")
-@click.option("--out", default=None, help="Run directory [runs/ALGO-sSEED].")
-@click.option("--resume", is_flag=True, help="Continue the run in --out (only --iterations may change).")
+@click.option("--out", default=None, help="Run directory [runs/ALGO-sSEED]: config.json, metrics.csv, tb/, "
+              "curves.png, checkpoint.pt.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out (only --iterations may change). The first "
+              "Ctrl-C finishes the iteration, saves and exits 130; --resume then continues exactly.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(algo, profiles, synthetic_profiles, iterations, num_envs, seed, device, precision, threads, preset_name,
           warm_start, overrides, out, resume, quiet):

@@ -14,7 +14,7 @@ import platform
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import torch
 
@@ -25,6 +25,24 @@ from profiler.costs import COMPUTE_CONVENTION, count_units, state_sizes, tensor_
 from profiler.graph import split_model
 from profiler.latency import LatencyConfig, measure_units
 from profiler.zoo import LoadedModel
+
+
+class Progress(Protocol):
+    """What :func:`profile_model` reports while it works (a progress bar in the CLI)."""
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        """A new stage begins (``counting``, ``timing``), with its number of steps if known."""
+
+    def step(self) -> None:
+        """One step of the current stage is done."""
+
+
+class _Silent:
+    def stage(self, name: str, total: int | None = None) -> None:
+        pass
+
+    def step(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -83,9 +101,15 @@ def _splits(units: list[dict[str, Any]], input_bytes: int) -> list[dict[str, Any
     return splits
 
 
-def profile_model(loaded: LoadedModel, options: ProfileOptions = ProfileOptions()) -> dict[str, Any]:
-    """Split ``loaded.model`` into units, count and (optionally) time every unit; return the table dict."""
+def profile_model(loaded: LoadedModel, options: ProfileOptions = ProfileOptions(),
+                  progress: Progress = _Silent()) -> dict[str, Any]:
+    """Split ``loaded.model`` into units, count and (optionally) time every unit; return the table dict.
+
+    ``progress`` hears of each stage: ``splitting and counting``, then ``timing L units`` with one step
+    per timed or warm-up run (L × (warm-up + repeats) steps).
+    """
     x = loaded.example_input()
+    progress.stage("splitting and counting")
     split = split_model(loaded.model, x)
     modules = [u.module for u in split.units]
     counts, cuts = _count(loaded, modules, x)
@@ -93,7 +117,9 @@ def profile_model(loaded: LoadedModel, options: ProfileOptions = ProfileOptions(
     latencies: list[float | None] = [None] * len(modules)
     latency_block = None
     if options.latency is not None:
-        latencies, latency_block = measure_units(modules, cuts[:-1], options.latency)
+        runs = len(modules) * (options.latency.warmup + options.latency.repeats)
+        progress.stage(f"timing {len(modules)} units", runs)
+        latencies, latency_block = measure_units(modules, cuts[:-1], options.latency, progress.step)
     units = []
     for unit, count, size, out, ms in zip(split.units, counts, sizes, cuts[1:], latencies):
         units.append({

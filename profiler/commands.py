@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 
 import click
@@ -87,23 +88,31 @@ def _resolve_format(fmt: str | None, out: str | None, all_models: bool) -> str:
 @click.option("--input-shape", metavar="C,H,W", help="Input shape of one sample (required for a factory "
               "without an `input_shape` attribute).")
 @click.option("--weights", default=NO_WEIGHTS, show_default=True,
-              help="none (seeded random init), a cached torchvision weights name, or a state_dict path.")
+              help="none (seeded random init), a torchvision weights name already in the local torch hub cache "
+                   "(nothing is downloaded), or a state_dict path.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Where latency is measured.")
-@click.option("--no-latency", is_flag=True, help="Skip latency measurement (latency fields are null).")
+@click.option("--no-latency", is_flag=True, help="Skip latency measurement (latency fields are null; MACs, bytes and params do not depend on it).")
 @click.option("--repeats", type=click.IntRange(min=1), default=LatencyConfig.repeats, show_default=True,
               help="Timed runs per unit; the median is kept.")
 @click.option("--warmup", type=click.IntRange(min=0), default=LatencyConfig.warmup, show_default=True,
               help="Untimed runs per unit before timing.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
-              help="Output format [default: table on screen; with --out from the file suffix, else json].")
-@click.option("--out", type=click.Path(dir_okay=True), help="Write to this file (with --all: this folder).")
+              help="Output format [default: table on screen; with --out from the suffix .json/.csv/.txt, any other "
+                   "suffix json; a --format that contradicts the suffix is refused].")
+@click.option("--out", type=click.Path(dir_okay=True), help="Write to this file (with --all: one <model>.json per model in this folder, created if missing). "
+                   "JSON over an existing table keeps its leakage when the units are unchanged.")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N",
               help="CPU threads for torch while timing (default: torch's; recorded in the table).")
 def profile(model: str | None, model_option: str | None, all_models: bool, input_shape: str | None,
             weights: str, device: str, no_latency: bool, repeats: int, warmup: int, fmt: str | None,
             out: str | None, threads: int | None) -> None:
-    """Cost table of every split point of MODEL (a zoo name or pkg.module:factory)."""
+    """Cost table of every split point of MODEL (a zoo name or pkg.module:factory).
+
+    Per unit: MACs, FLOPs (= 2 x MACs), other ops, parameters, output bytes, latency; per split z: what
+    the device stores and computes, what the server computes, the bytes sent up, and the leakage of
+    data/profiles/<model>.json when that table was measured for the same units.
+    """
     if model and model_option and model != model_option:
         raise UserInputError(f"two models given ({model!r} and --model {model_option!r}); give one")
     spec = model or model_option
@@ -127,9 +136,14 @@ def profile(model: str | None, model_option: str | None, all_models: bool, input
         check_writable(out, folder=all_models)
     names = model_zoo.available() if all_models else [spec]
     tables = []
-    for name in tqdm(names, desc="profiling", unit="model", disable=len(names) == 1 or None, leave=False):
-        loaded = model_zoo.load_model(name, weights=weights, input_shape=shape)
-        tables.append(profile_model(loaded, options))
+    models_bar = tqdm(names, desc=f"profiling {len(names)} models", unit="model", file=sys.stderr,
+                      disable=True if len(names) == 1 else None, leave=False, dynamic_ncols=True)
+    for name in models_bar:
+        with _StageBar(name, position=0 if len(names) == 1 else 1) as bar:
+            bar.stage("building")
+            loaded = model_zoo.load_model(name, weights=weights, input_shape=shape)
+            tables.append(profile_model(loaded, options, bar))
+    models_bar.close()
     sources = _show_measured_leakage(tables) if fmt == "table" else {}
     if out is None:
         click.echo(format_tables(tables, fmt, sources), nl=False)
@@ -141,6 +155,29 @@ def profile(model: str | None, model_option: str | None, all_models: bool, input
         else:
             _write_text(Path(out), format_tables(tables, fmt, sources))
         click.echo(f"wrote {out}", err=True)
+
+
+class _StageBar:
+    """A tqdm bar on stderr (shown when stderr is a terminal) that :func:`profile_model` drives."""
+
+    def __init__(self, model: str, position: int) -> None:
+        self.model = model
+        self.bar = tqdm(desc=model, file=sys.stderr, disable=None, leave=False, position=position,
+                        dynamic_ncols=True, unit="run", bar_format="{desc} [{elapsed}]")
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        self.bar.set_description_str(f"{self.model}: {name}", refresh=False)
+        self.bar.bar_format = "{desc} [{elapsed}]" if total is None else None  # no count without a total
+        self.bar.reset(total=total)
+
+    def step(self) -> None:
+        self.bar.update(1)
+
+    def __enter__(self) -> "_StageBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
 
 
 def _show_measured_leakage(tables: list[dict]) -> dict[str, str]:

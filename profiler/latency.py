@@ -41,16 +41,18 @@ def _synchroniser(device: torch.device) -> Callable[[], None]:
     return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
 
-def median_ms(runs: Sequence[Callable[[], Any]], repeats: int, warmup: int, sync: Callable[[], None]
-              ) -> list[float]:
+def median_ms(runs: Sequence[Callable[[], Any]], repeats: int, warmup: int, sync: Callable[[], None],
+              tick: Callable[[], None] = lambda: None) -> list[float]:
     """Median wall time in ms of each callable over ``repeats`` runs, after ``warmup`` untimed runs each.
 
     Timed runs go round-robin (unit 1, 2, ..., L, then again), so a burst of load from another process
-    lands on all units alike instead of inflating a few neighbouring ones.
+    lands on all units alike instead of inflating a few neighbouring ones. ``tick`` is called after
+    every run, warm-up included: ``len(runs) * (warmup + repeats)`` times in all (a progress bar).
     """
     for run in runs:
         for _ in range(warmup):
             run()
+            tick()
     sync()
     times: list[list[float]] = [[] for _ in runs]
     for _ in range(repeats):
@@ -59,6 +61,7 @@ def median_ms(runs: Sequence[Callable[[], Any]], repeats: int, warmup: int, sync
             run()
             sync()
             bucket.append(time.perf_counter() - start)
+            tick()
     return [1e3 * statistics.median(bucket) for bucket in times]
 
 
@@ -70,8 +73,8 @@ def _load_average() -> float | None:
         return None
 
 
-def measure_units(modules: Sequence[nn.Module], inputs: Sequence[torch.Tensor], config: LatencyConfig
-                  ) -> tuple[list[float], dict[str, Any]]:
+def measure_units(modules: Sequence[nn.Module], inputs: Sequence[torch.Tensor], config: LatencyConfig,
+                  tick: Callable[[], None] = lambda: None) -> tuple[list[float], dict[str, Any]]:
     """Per-unit median latency (ms) of ``modules[l](inputs[l])`` and the table's ``latency`` block.
 
     On CUDA the units are moved to the GPU for the measurement and moved back to the CPU afterwards.
@@ -84,7 +87,7 @@ def measure_units(modules: Sequence[nn.Module], inputs: Sequence[torch.Tensor], 
         chain.to(device)
         with torch.inference_mode():
             runs = [partial(module, x.to(device)) for module, x in zip(chain, inputs)]
-            latencies = median_ms(runs, config.repeats, config.warmup, sync)
+            latencies = median_ms(runs, config.repeats, config.warmup, sync, tick)
     finally:
         chain.to("cpu")
     block = {

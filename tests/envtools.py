@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from optimizer.config import EnvConfig
+from optimizer.config import CostConfig, EnvConfig
 from optimizer.env import EdgeEnv, ServiceCatalog
 
 FIXTURES = Path(__file__).parent / "fixtures" / "profiles"
@@ -20,8 +20,10 @@ def tiny_catalog(services_per_model: int = 1, compute_unit: str = "flops") -> Se
 
 
 def tiny_env(num_envs: int = 1, seed: int | list[int] = 0, **overrides) -> EdgeEnv:
-    """2 servers, 3 users, the tiny catalog, short episodes."""
-    kwargs = dict(num_servers=2, num_users=3, services_per_model=1, slots_per_episode=6, delta_t=2)
+    """2 servers, 3 users, the tiny catalog, short episodes. The hand-worked slots of the env tests count
+    D_raw in megabytes (privacy_bytes_scale = 1e-6), the tiny tables have no leakage floor."""
+    kwargs = dict(num_servers=2, num_users=3, services_per_model=1, slots_per_episode=6, delta_t=2,
+                  cost=CostConfig(privacy_bytes_scale=1e-6))
     kwargs.update(overrides)
     cfg = EnvConfig(**kwargs)
     return EdgeEnv(cfg, tiny_catalog(cfg.services_per_model, cfg.compute_unit), num_envs=num_envs, seed=seed)

@@ -2,13 +2,14 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
 from cli import main
 from optimizer import baselines as bl
-from optimizer.evaluate import run_episodes, summarise
+from optimizer.evaluate import delay_upper_bound, run_episodes, summarise
 from envtools import FIXTURES, GAIN, pin_capacities, pin_slot, tiny_env
 
 T = torch.tensor
@@ -204,3 +205,9 @@ def test_sqrt_shares_never_lose_to_equal_shares_on_edge_compute(seed):
     assert (per_server(root, "edge_s") <= per_server(equal, "edge_s") * (1 + 1e-5) + 1e-9).all()
     assert (per_server(best, "delay_s") <= per_server(equal, "delay_s") * (1 + 1e-5) + 1e-9).all()
     assert ((root[0].sum(-1) - 1).abs() < 1e-5)[assoc.sum(-1) > 0].all()    # each busy server gives out all
+
+
+def test_delay_upper_bound_by_hand():
+    # samples 2, 4: mean 3, s = √2, t_{0.95, 1} = 6.3138 → 3 + 6.3138 · √2 / √2
+    assert delay_upper_bound(np.array([2.0, 4.0])) == pytest.approx(3 + 6.3138, abs=1e-3)
+    assert delay_upper_bound(np.array([2.5])) == 2.5

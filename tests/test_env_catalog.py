@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -139,3 +140,12 @@ def test_evaluate_prints_the_mixed_settings_warning_once(tmp_path):
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert warnings == ["warning: profile tables measured leakage under different settings, so their SSIMs "
                         "are not on one scale: image_size 64 px (tiny_a) vs 32 px (tiny_b)"]
+
+
+def test_catalog_reads_each_models_leakage_floor():
+    folder = Path(__file__).resolve().parents[1] / "data" / "profiles"
+    cat = ServiceCatalog.from_profiles(folder, 2)
+    for m, name in enumerate(cat.model_names):
+        floor = json.loads((folder / f"{name}.json").read_text())["leakage_meta"]["floor"]["ssim"]["mean"]
+        assert cat.leakage_floor[2 * m].item() == pytest.approx(floor) and 0.0 < floor < 0.9
+    assert tiny_catalog().leakage_floor.tolist() == [0.0, 0.0]      # no leakage_meta: no floor

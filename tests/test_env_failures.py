@@ -17,6 +17,7 @@ from optimizer.env.metrics import delay_quantiles, slot_metrics
 from optimizer.env.synthetic import synthetic_zoo
 
 T = torch.tensor
+MB_SCALE = CostConfig(privacy_bytes_scale=1e-6)     # the hand numbers count D_raw in megabytes
 
 
 def _outcome(uplink_bps: float, hosted: bool) -> sm.UserOutcome:
@@ -24,7 +25,7 @@ def _outcome(uplink_bps: float, hosted: bool) -> sm.UserOutcome:
         input_batch=T(2.0), download_bytes=T(0.0), device_work=T(2e9), server_work=T(1e9), uplink_bytes=T(1000.0),
         leakage=T(0.5), raw_input_bytes=T(120000.0), hosted=T(hosted), user_flops=T(1e10),
         allocated_flops=T(1e11), downlink_bps=T(1e7), uplink_bps=T(uplink_bps), user_power_w=T(2.0),
-        energy_j_per_flop=T(1e-10), privacy_pref=T(0.5), cost=CostConfig(), tau_fail_s=30.0)
+        energy_j_per_flop=T(1e-10), privacy_pref=T(0.5), cost=MB_SCALE, tau_fail_s=30.0)
 
 
 def test_a_time_out_is_charged_what_it_spent_and_a_miss_nothing():
@@ -47,7 +48,7 @@ def test_a_time_out_is_charged_what_it_spent_and_a_miss_nothing():
     rewards = sm.user_reward(torch.stack([fast.privacy, slow.privacy, miss.privacy]),
                              torch.stack([fast.energy_j, slow.energy_j, miss.energy_j]),
                              torch.stack([fast.delay_s, slow.delay_s, miss.delay_s]),
-                             torch.stack([fast.served, slow.served, miss.served]), CostConfig(), RewardConfig())
+                             torch.stack([fast.served, slow.served, miss.served]), MB_SCALE, RewardConfig())
     # served: −(5·0.15 + 5·2.4) = −12.75; time-out: −300 − 5·0.15 − 5·60.4 = −602.75; miss: −300
     assert rewards.tolist() == pytest.approx([-12.75, -602.75, -300.0])
 

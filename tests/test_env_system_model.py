@@ -39,7 +39,7 @@ def test_server_grid():
 
 
 def test_energy_privacy_cost_and_rewards_by_hand():
-    cost, reward = CostConfig(), RewardConfig()
+    cost, reward = CostConfig(privacy_bytes_scale=1e-6), RewardConfig()   # D_raw in MB in the hand numbers
     # eq. 6: ε D^in Ω^U = 1e-10 · 2 · 2e9 = 0.4 J ; eq. 7: P τ^U2E = 2 W · 0.0064 s = 0.0128 J
     assert sm.compute_energy_j(T(1e-10), T(2.0), T(2e9)).item() == pytest.approx(0.4)
     assert sm.upload_energy_j(T(2.0), T(0.0064)).item() == pytest.approx(0.0128)
@@ -85,7 +85,7 @@ def test_one_slot_by_hand():
     #   τ^U2E = 4·400·8 / 1e7 = 0.00128 ; τ^E = 4·4e9 / 1e12 = 0.016 → τ = 0.01728 s
     #   e = 1 W · 0.00128 = 0.00128 J ; C = (0.31 + 1.88·0.25)·1·4·400e-6 = 0.78·0.0016 = 0.001248
     #   R = −(5·0.001248 + 5·0.00128) = −0.01264
-    # user 2: tiny_a at server 1, which does not host it → τ_fail = 30, R^fail = −200, e = C = 0
+    # user 2: tiny_a at server 1, which does not host it → τ_fail = 30, R^fail = −300, e = C = 0
     assert res.user_cost[0].tolist() == pytest.approx([0.4084, 0.01728, 30.0], rel=1e-4)
     assert res.user_reward[0].tolist() == pytest.approx([-2.814, -0.01264, -300.0], rel=1e-4)
     assert res.served[0].tolist() == [True, True, False]
@@ -165,3 +165,14 @@ def test_macs_switch_halves_the_workload():
     # tiny_a split 1: device 2e9 FLOPs = 1e9 MACs
     assert flops.catalog.device_work[0, 1].item() == 2e9
     assert macs.catalog.device_work[0, 1].item() == 1e9
+
+
+def test_leakage_above_the_no_information_floor_by_hand():
+    ssim = T([[1.0, 0.7, 0.5, 0.3, 0.0], [1.0, 0.9, 0.0, 0.0, 0.0]])
+    valid = T([[True] * 5, [True, True, True, False, False]])     # service 2 has L = 2 (padded after)
+    floor = T([0.4, 0.5])
+    above = sm.effective_leakage(ssim, floor, valid, "above_floor")
+    # (0.7 − 0.4) / 0.6 = 0.5, (0.5 − 0.4) / 0.6 = 1/6, 0.3 below the floor → 0; z = 0 → 1, z ≥ L → 0
+    assert above.tolist()[0] == pytest.approx([1.0, 0.5, 1 / 6, 0.0, 0.0])
+    assert above.tolist()[1] == pytest.approx([1.0, 0.8, 0.0, 0.0, 0.0])
+    assert torch.equal(sm.effective_leakage(ssim, floor, valid, "ssim"), ssim)

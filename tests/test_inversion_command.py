@@ -60,6 +60,9 @@ def test_writes_leakage_resumes_and_forces(env):
     second = leakage(profile, out)                  # all splits: 1 is kept, 2 is computed
     assert second.exit_code == 0, second.output
     assert "resumed; to do [2]" in second.output
+    # progress: features cached with a bar, split 2 is the 1st of 1 to do, one overall bar over all steps
+    assert "caching features of splits 2" in second.stderr and "split 2 (1/1)" in second.stderr
+    assert "inv_tiny_model:tiny: 1 splits" in second.stderr and "split 2/3" not in second.stderr
     results = json.loads((out / "results.json").read_text())
     assert results["splits"]["1"]["date"] == date_1 and set(results["splits"]) == {"1", "2"}
     assert (out / "ssim_vs_split.png").stat().st_size > 0 and (out / "reconstructions.png").stat().st_size > 0

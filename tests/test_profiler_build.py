@@ -105,3 +105,21 @@ def test_reprofiling_keeps_leakage_of_the_same_units_only(tmp_path):
     fresh = schema.read(path)
     assert fresh["model"] == "lenet9" and fresh["leakage_meta"] is None
     assert all(s["leakage"] is None for s in fresh["splits"])
+
+
+def test_progress_hears_every_timed_and_warm_up_run():
+    class Recorder:
+        def __init__(self) -> None:
+            self.stages, self.steps = [], 0
+
+        def stage(self, name, total=None) -> None:
+            self.stages.append((name, total, self.steps))
+
+        def step(self) -> None:
+            self.steps += 1
+
+    progress = Recorder()
+    profile_model(load_model("lenet7"), ProfileOptions(latency=LatencyConfig(device="cpu", repeats=3, warmup=2)),
+                  progress)
+    assert progress.stages == [("splitting and counting", None, 0), ("timing 7 units", 7 * (2 + 3), 0)]
+    assert progress.steps == 7 * (2 + 3)

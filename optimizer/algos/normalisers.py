@@ -1,11 +1,10 @@
-"""Running mean/std statistics: observation normalisers and the per-critic value normalisers.
+"""Running mean/std statistics for the per-critic value normalisers (MAPPO's "ValueNorm").
 
-Each critic has its own :class:`RunningMeanStd` over its return targets (MAPPO's "ValueNorm"): the
-reward critic and the delay-cost critic never share one (the MAPPO-L reference code did). Critics
-predict normalised values; :meth:`RunningMeanStd.denormalise` maps them back before GAE.
-
-Observation normalisers are frozen while a batch is in use and updated only after the PPO update,
-so the inputs of a stored sample are identical at rollout and at update time (ratio = 1).
+Each critic has its own :class:`RunningMeanStd` over its return targets: the user reward critic, the
+user delay-cost critic, the deployment critic and the allocation critic (``agents.ValueNormalisers``);
+the reward and cost critics never share one (the MAPPO-L reference code did). Critics predict
+normalised values; :meth:`RunningMeanStd.denormalise` maps them back before GAE. There are no running
+observation normalisers: the environment's observations are scaled where they are built.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The CMDP environment of edge-device collaborative inference (paper Sec. III, IV-A). AUTHORITATIVE
-INTERFACE between the environment and the trainer (refines /work/prompts/env_interface.md).
+"""The CMDP environment of edge-device collaborative inference (paper Sec. III, IV-A). This docstring is
+the interface between the environment and its learners (the trainer, the heuristics, evaluate).
 
 B = num_envs, J servers, K users, I services, Z = 1 + max_i L_i (split points 0..L_i padded to Z;
 padded entries masked out). All tensors live on ``env.device``.
@@ -30,25 +30,25 @@ Allocation layer (every slot, after the user actions):
         # f_{j,k} = share·f_j, B_{j,k} = share·B_j. res.user_reward (B,K) eq. 25, res.user_cost (B,K)
         # τ_k eq. 27, res.alloc_reward (B,J) eq. 26, res.dep_reward (B,J) eq. 24 (non-zero on the
         # slot closing a ΔT period or the episode), res.truncated (B,), res.served (B,K),
-        # res.metrics {energy_j, privacy_cost, delay_s, success_rate, user_cost} each (B,).
+        # res.metrics: one (B,) tensor per name of optimizer.env.metrics.SLOT_METRICS.
         # After the last slot (cfg.slots_per_episode) step raises until reset().
 
-Changes to the first draft of the contract (also noted in /work/prompts/requests.md):
-- ``seed`` may be a sequence of per-copy seeds; ``validate_actions=False`` skips the action checks.
-- ``UserObs.local`` appends J channel features (10·log10 g_{j,k} + 110) / 20 when
-  ``cfg.observe_channel`` (default True); eq. 16 alone gives a user no way to tell servers apart.
-  d_loc = I + n_in + J·I (+ J), n_in = high − low + 1 input sizes. vec(X) is server-major (j·I + i).
-  ``UserObs.local`` and ``.glob`` are built on first access (they are large; masks are always ready).
-- ``DeploymentObs.fit_mask`` and :func:`deployment_fit_mask` were added; eq. 14's r and h_j are
-  shares of the last period's requests (in [0, 1]), not raw counts.
-- ``StepResult.served`` was added. ``env.channel_gain`` (B,J,K), ``env.server_flops`` (B,J),
+Details of the contract:
+- ``seed`` may be one int or a sequence of per-copy seeds; ``validate_actions=False`` skips the action
+  checks. ``env.episode`` counts episodes since the last seeding.
+- ``UserObs.local`` appends J channel features (10·log10 g_{j,k} + 110) / 20 when ``cfg.observe_channel``
+  (default True): eq. 16 alone gives a user no way to tell servers apart. d_loc = I + n_in + J·I (+ J),
+  n_in = high − low + 1 input sizes. vec(X) is server-major (j·I + i). ``UserObs.local`` and ``.glob``
+  are built on first access (they are large; masks are always ready).
+- eq. 14's r and h_j are shares of the last period's requests (in [0, 1]), not raw counts.
+- Public state the heuristics read: ``env.channel_gain`` (B,J,K), ``env.server_flops`` (B,J),
   ``env.server_bandwidth_hz`` (B,J), ``env.request_service``/``request_batch`` (B,K),
-  ``env.last_request_slot`` (B,J,I) are public state the heuristics read.
-- ``env.estimate_outcome(server (B,K,C), split (B,K,C), users_per_server (B,J), current_server=None)``
-  evaluates candidate choices under an equal share without stepping (the heuristics use it).
-- ``env.episode``: episodes since the last seeding. ``env.normalise_shares(share, assoc)``: C5–C6.
-- A request whose τ^succ exceeds τ_fail times out: it counts as a failure (τ_k = τ_fail, R^fail, no
-  energy or privacy cost), so τ_k ≤ τ_fail always. Failed users add 0 to ē and C̄^priv (eq. 9, 11).
+  ``env.last_request_slot`` (B,J,I); ``env.normalise_shares(share, assoc)`` applies C5–C6, and
+  ``env.estimate_outcome(server (B,K,C), split (B,K,C), users_per_server (B,J), current_server=None)``
+  evaluates candidate choices under an equal share without stepping.
+- A user fails on a miss (its service not hosted where it went) or a time-out (τ^succ > τ_fail): τ_k =
+  τ_fail and R^fail (eq. 5, 25); what a failure costs in energy and privacy is defined in
+  :mod:`optimizer.env.system_model`.
 
 Policy protocol (optimizer.evaluate.run_episodes drives any mix of these):
     DeploymentPolicy.deploy(env, obs: DeploymentObs) -> bool (B,J,I)

@@ -25,7 +25,7 @@ class Metric:
 
 SLOT_METRICS = (
     Metric("delay_s", "delay (s)", "mean τ_k over all requests, failures at τ_fail: what C8 judges against τ̄"),
-    Metric("deadline_miss_rate", "over τ̄", "share of requests with τ_k > τ̄ (failures included)"),
+    Metric("deadline_miss_rate", "over limit", "share of requests with τ_k > τ̄ (failures included)"),
     Metric("success_rate", "success", "share of requests served: model deployed and τ^succ ≤ τ_fail"),
     Metric("timeout_rate", "time-out", "share of requests deployed but slower than τ_fail (charged e and C^priv)"),
     Metric("cache_miss_rate", "miss", "share of requests sent to a server not hosting the model (nothing runs)"),
