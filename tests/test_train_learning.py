@@ -15,7 +15,7 @@ from optimizer import baselines
 from optimizer.algos.config import TrainConfig
 from optimizer.algos.hc_mappo_l import Trainer
 from optimizer.algos.runner import SYNTHETIC, load_catalog
-from optimizer.config import EnvConfig
+from optimizer.config import CostConfig, EnvConfig
 from optimizer.env import EdgeEnv
 from optimizer.evaluate import run_episodes
 from optimizer.algos.trained import learned_policies
@@ -34,7 +34,12 @@ def one_thread():
 
 @pytest.mark.slow
 def test_hc_mappo_l_learns_to_meet_the_delay_limit_and_beats_random(one_thread):
-    env_cfg = EnvConfig(num_servers=2, num_users=6, services_per_model=1, slots_per_episode=40, delta_t=10)
+    # The privacy scale of the env's first default (D_raw in MB, raw SSIM), pinned: there the learned
+    # policy must halve Random's cost. At the calibrated default the same run meets τ̄ (1.9 s) at 0.68 of
+    # Random's cost (202 vs 296): its users end at edge splits (BENCHMARKS.md, Training).
+    cost = CostConfig(privacy_bytes_scale=1e-6, leakage_measure="ssim")
+    env_cfg = EnvConfig(num_servers=2, num_users=6, services_per_model=1, slots_per_episode=40, delta_t=10,
+                        cost=cost)
     catalog = load_catalog(SYNTHETIC, env_cfg)
     cfg = TrainConfig(num_envs=4, seed=0, hidden_user=64, hidden_deployment=64, hidden_allocation=32,
                       num_minibatches=2, lr=1e-3, rollout_slots=0, tensorboard=False)
