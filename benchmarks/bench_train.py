@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--runs", default=None, metavar="ALGO:SEED,...",
                         help="train only these (algorithm, seed) pairs instead of --algos × --seeds")
     parser.add_argument("--no-baselines", action="store_true", help="skip the heuristic baselines")
+    parser.add_argument("--baselines-only", action="store_true", help="train nothing, run the baselines")
     parser.add_argument("--summarise", action="store_true",
                         help="only rebuild OUT/summary.* and OUT/convergence.png from OUT/rows")
     parser.add_argument("--iterations", type=int, default=20)
@@ -96,6 +97,8 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     algos = args.algos.split(",")
     jobs = parse_runs(args.runs) if args.runs else [(a, sd) for a in algos for sd in seeds]
+    if args.baselines_only:
+        jobs = []
     unknown = sorted({a for a, _ in jobs} - set(ALGORITHMS))
     if unknown:
         raise UserInputError(f"unknown algorithm {', '.join(unknown)} (allowed: {', '.join(ALGORITHMS)})")
