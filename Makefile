@@ -13,9 +13,9 @@ $(STAMP): pyproject.toml
 
 # The main job on the bundled profile tables: a short HC-MAPPO-L run, then the trained policy
 # against every heuristic baseline on fresh seeds. A full run is `cli.py train` (1000 iterations).
-DEMO_RUN ?= runs/demo
+DEMO_STAMP := $(shell date +%Y%m%d-%H%M%S)
+DEMO_RUN ?= runs/demo-$(DEMO_STAMP)
 demo: $(STAMP)
-	rm -rf $(DEMO_RUN)
 	$(BIN)/python cli.py train --profiles data/profiles --iterations 10 --seed 0 --out $(DEMO_RUN)
 	$(BIN)/python cli.py evaluate --profiles data/profiles --checkpoint $(DEMO_RUN) --policy all --episodes 3 --seed 100
 

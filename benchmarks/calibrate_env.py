@@ -1,13 +1,13 @@
 """Does the environment pose a real decision problem? The calibration table of README "Environment conventions".
 
-    .venv/bin/python benchmarks/calibrate_env.py [--profiles data/profiles] [--episodes 4] [--ratios 0.2,1,5]
-                                                 [--set env.cost.privacy_bytes_scale=1e-5 ...] [--out FILE.json]
+    .venv/bin/python benchmarks/calibrate_env.py [--profiles data/profiles] [--episodes 8] [--ratios 0.2,1,5]
+                                                 [--set cost.privacy_bytes_scale=1e-5 ...] [--out FILE.json]
 
 For each energy-to-privacy weight ratio r = μ2/μ1 (μ1 fixed, paper Fig. 4) it evaluates Local-Only,
 Edge-Only, Greedy, the per-slot optimum without a delay price (the Lagrangian heuristic at λ = 0) and the
 Lagrangian heuristic with λ tuned to meet τ̄, on fresh seeds, and prints per policy: energy, privacy cost,
 mean and p95 delay, success rate, user cost, cost per served user, mean relative split depth z/L and λ.
-Then it checks the three properties a calibrated default must have (issue: "a calibrated default"):
+Then it checks the three properties a calibrated default must have:
 
 1. trade-off: as r falls, the constrained heuristic's energy rises and its privacy cost falls, with
    z/L ≥ 0.5 at the smallest r and ≤ 0.25 at the largest;
@@ -35,16 +35,16 @@ from tabulate import tabulate
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.errors import UserInputError  # noqa: E402
-from common.files import atomic_open  # noqa: E402
+from common.files import atomic_open, check_writable  # noqa: E402
 from optimizer import baselines  # noqa: E402
 from optimizer.config import EnvConfig, EvaluateConfig, apply_overrides, from_dict  # noqa: E402
 from optimizer.env import EdgeEnv, ServiceCatalog  # noqa: E402
+from optimizer.env.metrics import METRICS  # noqa: E402
 from optimizer.evaluate import EvalResult, evaluate_baseline, run_episodes  # noqa: E402
 
 POLICIES = ("local-only", "edge-only", "greedy", "optimum λ=0", "lagrangian")
-COLUMNS = (("energy_j", "energy (J)"), ("privacy_cost", "privacy"), ("delay_s", "delay (s)"),
-           ("delay_p95_s", "p95 (s)"), ("success_rate", "success"), ("user_cost", "user cost"),
-           ("served_user_cost", "cost/served"), ("split_depth", "z/L"))
+COLUMNS = ("energy_j", "privacy_cost", "delay_s", "delay_p95_s", "success_rate", "user_cost", "served_user_cost",
+           "split_depth")
 
 
 @dataclass
@@ -126,10 +126,12 @@ def main() -> int:
     args = parser.parse_args()
     try:
         ratios = [float(r) for r in args.ratios.split(",")]
-        if not ratios or any(r <= 0 for r in ratios) or min(args.episodes, args.calibration_episodes) < 1:
+        if (not ratios or any(not math.isfinite(r) or r <= 0 for r in ratios)
+                or min(args.episodes, args.calibration_episodes) < 1 or args.seed < 0):
             raise ValueError
     except ValueError:
-        print(f"calibrate_env: --ratios {args.ratios!r} / --episodes {args.episodes}: need positive numbers",
+        print(f"calibrate_env: --ratios {args.ratios!r} / --episodes {args.episodes} / --calibration-episodes "
+              f"{args.calibration_episodes} / --seed {args.seed}: need positive finite ratios, counts >= 1, seed >= 0",
               file=sys.stderr)
         return 2
     torch.set_num_threads(1)
@@ -138,23 +140,25 @@ def main() -> int:
         base = apply_overrides({}, args.overrides)
         cfg0 = from_dict(EnvConfig, base)
         catalog = ServiceCatalog.from_profiles(args.profiles, cfg0.services_per_model, cfg0.compute_unit)
+        configs = [from_dict(EnvConfig, apply_overrides(base, [f"cost.mu2={r * cfg0.cost.mu1!r}"])) for r in ratios]
+        if args.out:
+            check_writable(args.out)
     except UserInputError as exc:
         print(f"calibrate_env: {exc}", file=sys.stderr)
         return 2
     mu1 = cfg0.cost.mu1
     rows: list[Row] = []
-    for ratio in ratios:
-        cfg = from_dict(EnvConfig, apply_overrides(base, [f"cost.mu2={ratio * mu1!r}"]))
+    for ratio, cfg in zip(ratios, configs):
         env = EdgeEnv(cfg, catalog, num_envs=args.episodes, seed=args.seed)
         for name, res in evaluate_ratio(env, args.episodes, args.seed, args.calibration_episodes).items():
             rows.append(Row(ratio, name, res))
         print(f"r = {ratio:g} done ({time.time() - start:.0f} s)", file=sys.stderr)
-    table = [[f"{row.ratio:g}", row.policy] + [_fmt(row.value(m)) for m, _ in COLUMNS]
+    table = [[f"{row.ratio:g}", row.policy] + [_fmt(row.value(m)) for m in COLUMNS]
              + ["yes" if row.result.delay_ok else "NO", "" if row.lam is None else f"{row.lam:.3g}"] for row in rows]
     print(f"# Calibration, {time.strftime('%Y-%m-%d')}, {platform.machine()} {platform.processor() or ''}, "
           f"{args.episodes} episodes × {cfg0.slots_per_episode} slots per policy, seed {args.seed}, "
           f"μ1 = {mu1:g}, overrides: {' '.join(args.overrides) or 'none'}, profiles {args.profiles}")
-    print(tabulate(table, headers=["r", "policy"] + [t for _, t in COLUMNS] + ["meets τ̄", "λ"],
+    print(tabulate(table, headers=["r", "policy"] + [METRICS[m].title for m in COLUMNS] + ["meets τ̄", "λ"],
                    tablefmt="github", disable_numparse=True))
     results = checks(rows, ratios)
     for name, ok, numbers in results:

@@ -28,15 +28,19 @@ class TrainConfig:
 
     The learning rate warms up for 5 % of the steps and then follows a cosine decay to zero, which
     makes a fixed step budget end in a converged-looking state instead of a noisy one.
+    ``val_images`` auxiliary images (at most 1/8 of them, chosen by the seed) are held out of
+    training and scored ``checkpoints`` times, evenly over training: the convergence report.
     """
 
     steps: int
     batch_size: int = 32
-    lr: float = 2e-3
+    lr: float = 5e-3
     weight_decay: float = 0.0
     loss: str = "mse+ssim"
     ssim_weight: float = 0.5
     decoder: DecoderShape = field(default_factory=DecoderShape)
+    val_images: int = 256
+    checkpoints: int = 8
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -48,11 +52,36 @@ class SplitOutcome:
 
     split: int
     leakage: Leakage
-    reconstructions: torch.Tensor        # N_test × 3 × H × W in [0, 1]
+    reconstructions: torch.Tensor        # N_test × C × H × W in [0, 1]
     ssim_per_image: list[float]
     train_seconds: float
     train_images_per_s: float
     final_loss: float
+    convergence: "Convergence"
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """Held-out auxiliary SSIM along training; ``gain_last_half`` = SSIM(end) − SSIM(half-way).
+
+    A decoder still gaining over the second half of its (cosine-annealed) training has not converged;
+    BENCHMARKS.md relates this number to the gain of a 4× longer run.
+    """
+
+    steps: list[int]
+    val_ssim: list[float]
+    n_val: int
+
+    @property
+    def gain_last_half(self) -> float:
+        half = min(range(len(self.steps)), key=lambda i: abs(self.steps[i] - self.steps[-1] / 2))
+        return self.val_ssim[-1] - self.val_ssim[half]
+
+    def as_json(self) -> dict:
+        return {"steps": self.steps, "val_ssim": [round(v, 4) for v in self.val_ssim], "n_val": self.n_val,
+                "gain_last_half": round(self.gain_last_half, 4),
+                "definition": "SSIM of held-out auxiliary images (never the victim's test images) at "
+                              "evenly spaced training steps; gain_last_half = end minus half-way"}
 
 
 def pixel_loss(recon: torch.Tensor, target: torch.Tensor, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,19 +108,44 @@ def _lr_factor(step: int, steps: int) -> float:
 ProgressFn = Callable[[int, float, float], None]   # (step, loss, running SSIM)
 
 
+def _checkpoint_steps(steps: int, count: int) -> list[int]:
+    """Steps after which the held-out auxiliary images are scored (the last one is ``steps``)."""
+    return sorted({max(1, round(steps * k / count)) for k in range(1, count + 1)})
+
+
+@torch.no_grad()
+def _val_ssim(decoder: Decoder, features: torch.Tensor, targets: torch.Tensor, device: torch.device,
+              bf16: bool) -> float:
+    recon = reconstruct(decoder, features, device, bf16)
+    decoder.train()
+    return float(ssim_torch(recon, targets.cpu()))
+
+
 def train_decoder(features: SplitFeatures, train_images: torch.Tensor, image_size: int, config: TrainConfig,
                   device: torch.device, seed: int, bf16: bool = False,
-                  progress: ProgressFn | None = None) -> tuple[Decoder, float, float]:
-    """Fit g_z on (feature, image) pairs of the auxiliary set; returns (decoder, seconds, last loss)."""
+                  progress: ProgressFn | None = None) -> tuple[Decoder, float, float, Convergence]:
+    """Fit g_z on (feature, image) pairs of the auxiliary set; returns (decoder, seconds, last loss, curve)."""
     if config.loss not in LOSSES:
         raise ValueError(f"loss {config.loss!r} not in {LOSSES}")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    decoder = Decoder(features.shape, image_size, FeatureStandardizer.fit(features.train),
-                      config.decoder).to(device)
-    optimizer = torch.optim.Adam(decoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    n_all = len(train_images)
+    n_val = min(config.val_images, n_all // 8)
+    order = torch.randperm(n_all, generator=generator)
+    val_idx, fit_idx = order[:n_val], order[n_val:]
+    fit_features = features.train[fit_idx]
+    decoder = Decoder(features.shape, image_size, FeatureStandardizer.fit(fit_features),
+                      config.decoder, channels=int(train_images.shape[1]))
+    decoder.linear_image.fit(decoder.standardizer(fit_features.float()), train_images[fit_idx])
+    decoder = decoder.to(device)
+    optimizer = torch.optim.Adam(decoder.parameter_groups(config.lr), lr=config.lr,
+                                 weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config.steps))
-    targets = train_images.to(device)
+    targets = train_images[fit_idx].to(device)
+    val_features, val_targets = features.train[val_idx], train_images[val_idx]
+    checkpoints = set(_checkpoint_steps(config.steps, config.checkpoints)) if n_val else set()
+    curve_steps: list[int] = []
+    curve: list[float] = []
     n = len(targets)
     running_ssim, loss_value = 0.0, float("nan")
     started = time.perf_counter()
@@ -99,7 +153,7 @@ def train_decoder(features: SplitFeatures, train_images: torch.Tensor, image_siz
     for step in range(config.steps):
         idx = torch.randint(0, n, (min(config.batch_size, n),), generator=generator).to(device)
         with autocast(device, bf16):
-            recon = decoder(features.train[idx].float())
+            recon = decoder(fit_features[idx].float())
         loss, ssim = pixel_loss(recon, targets[idx], config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -107,9 +161,12 @@ def train_decoder(features: SplitFeatures, train_images: torch.Tensor, image_siz
         scheduler.step()
         loss_value = float(loss.detach())
         running_ssim = float(ssim) if step == 0 else 0.9 * running_ssim + 0.1 * float(ssim)
+        if step + 1 in checkpoints:
+            curve_steps.append(step + 1)
+            curve.append(_val_ssim(decoder, val_features, val_targets, device, bf16))
         if progress is not None:
             progress(step, loss_value, running_ssim)
-    return decoder, time.perf_counter() - started, loss_value
+    return decoder, time.perf_counter() - started, loss_value, Convergence(curve_steps, curve, n_val)
 
 
 @torch.no_grad()
@@ -128,10 +185,10 @@ def attack_split(features: SplitFeatures, train_images: torch.Tensor, test_image
                  progress: ProgressFn | None = None) -> SplitOutcome:
     """Train g_z on the auxiliary split, reconstruct the held-out images, score them with skimage."""
     image_size = int(train_images.shape[-1])
-    decoder, seconds, last_loss = train_decoder(features, train_images, image_size, config, device, seed,
-                                                bf16, progress)
+    decoder, seconds, last_loss, convergence = train_decoder(features, train_images, image_size, config, device,
+                                                             seed, bf16, progress)
     recon = reconstruct(decoder, features.test, device, bf16)
     per_image = ssim_per_image(test_images, recon)
     leakage = Leakage(mean_ci95(per_image), mean_ci95(psnr_per_image(test_images, recon)))
     return SplitOutcome(features.split, leakage, recon, [float(v) for v in per_image], seconds,
-                        config.steps * config.batch_size / max(seconds, 1e-9), last_loss)
+                        config.steps * config.batch_size / max(seconds, 1e-9), last_loss, convergence)

@@ -11,6 +11,8 @@ from common.errors import UserInputError
 from common.precision import PRECISIONS
 from inversion.attack import LOSSES
 from inversion.config import BUDGETS
+from inversion.consistency import describe
+from inversion.data import DATASETS
 from inversion.run import LeakageRequest, RunSummary, parse_layers, run_leakage
 from profiler.weights import NO_WEIGHTS
 
@@ -26,15 +28,17 @@ def summary_table(summary: RunSummary) -> str:
     values = [entries[z]["ssim"] for z in zs]
     lo, hi = (min(values), max(values)) if values else (0.0, 0.0)
     lines = [f"{'z':>3}  {'unit':<22} {'feature':<14} {'SSIM':>6}  {'95% CI':<15} {'PSNR dB':>7}  "
-             f"{'min-max norm.*':>14}"]
+             f"{'min-max norm.*':>14}  {'gain 2nd half**':>15}"]
     lines.append(f"{0:>3}  {'(raw input)':<22} {'':<14} {1.0:>6.3f}  {'convention':<15} {'-':>7}  {'':>14}")
     for z in zs:
         e = entries[z]
         ci = f"[{_fmt(e['ssim_ci95'][0])}, {_fmt(e['ssim_ci95'][1])}]"
         norm = (e["ssim"] - lo) / (hi - lo) if hi > lo else 1.0
-        shape = "x".join(str(d) for d in e["feature_shape"])
-        lines.append(f"{z:>3}  {e['unit'][:22]:<22} {shape:<14} {e['ssim']:>6.3f}  {ci:<15} "
-                     f"{_fmt(e['psnr'], 2):>7}  {norm:>14.3f}")
+        shape = "x".join(str(d) for d in e.get("feature_shape", []))
+        unit = e.get("unit") or summary.unit_names[z - 1]
+        gain = (e.get("convergence") or {}).get("gain_last_half")
+        lines.append(f"{z:>3}  {unit[:22]:<22} {shape:<14} {e['ssim']:>6.3f}  {ci:<15} "
+                     f"{_fmt(e['psnr'], 2):>7}  {norm:>14.3f}  {_fmt(gain, 3):>15}")
     lines.append(f"{summary.num_units:>3}  {'(nothing sent)':<22} {'':<14} {0.0:>6.3f}  {'convention':<15} "
                  f"{'-':>7}  {'':>14}")
     floor = summary.results.floor
@@ -43,6 +47,9 @@ def summary_table(summary: RunSummary) -> str:
         lines.append(f"floor (mean auxiliary image): SSIM {f['mean']:.3f} [{f['ci95'][0]:.3f}, {f['ci95'][1]:.3f}], "
                      f"PSNR {_fmt(floor['psnr']['mean'], 2)} dB")
     lines.append("* min-max normalised over the measured splits, for reading only; the profile stores raw SSIM")
+    lines.append("** held-out auxiliary SSIM at the end of decoder training minus half-way (near 0: converged)")
+    for v in summary.results.monotonicity:
+        lines.append(f"warning: {describe(v)}")
     return "\n".join(lines)
 
 
@@ -62,28 +69,33 @@ def summary_table(summary: RunSummary) -> str:
 @click.option("--image-size", type=int, metavar="PIXELS",
               help="Square image side, at least 8 (default: the model's native size).")
 @click.option("--data", "data_dir", type=click.Path(), help="Folder of your own images (instead of the embedded set).")
-@click.option("--dataset", type=click.Choice(["embedded", "cifar10"]), default=None,
-              help="embedded scikit-image photographs (default) or cifar10 (must be present under data/cifar10).")
+@click.option("--dataset", type=click.Choice(list(DATASETS)), default=None,
+              help="embedded scikit-image photographs (default), cifar10 (under data/cifar10) or fashion-mnist "
+                   "(gray; benchmarks/get_fashion_mnist.sh installs it).")
 @click.option("--loss", type=click.Choice(LOSSES), default="mse+ssim", show_default=True,
               help="Decoder training loss.")
 @click.option("--profile", "profile_path", type=click.Path(path_type=Path),
               help="Profile table to update; it must exist (python cli.py profile) and only its leakage is "
-                   "written (default data/profiles/<model>.json).")
+                   "written (default data/profiles/<model>.json for zoo models, "
+                   "profiles/<pkg.module.factory>.json for a user's model).")
 @click.option("--out", type=click.Path(path_type=Path), help="Results folder (default runs/leakage/<model>/).")
-@click.option("--force", is_flag=True, help="Recompute splits already finished with the same settings.")
+@click.option("--force", is_flag=True, help="Make this run's settings the table's active set now, even before "
+              "every split is measured (the earlier set stays in leakage_history).")
+@click.option("--redo", is_flag=True, help="Measure the requested splits again even if already measured "
+              "with the same settings.")
 @click.option("--threads", type=int, metavar="N",
               help="CPU threads for torch (default: torch's; 1 is faster when other jobs share the cores).")
 def leakage(model: str, layers: str | None, budget: str, device: str, precision: str, seed: int, weights: str,
             image_size: int | None, data_dir: str | None, dataset: str | None, loss: str,
-            profile_path: Path | None, out: Path | None, force: bool, threads: int | None) -> None:
+            profile_path: Path | None, out: Path | None, force: bool, redo: bool, threads: int | None) -> None:
     """Privacy leakage Lea(z) = SSIM(I_o, I_r | z) of every split point, by decoder inversion (eq. 3)."""
     if data_dir and dataset:
         raise UserInputError("give either --data DIR or --dataset, not both")
     request = LeakageRequest(model=model, layers=parse_layers(layers), budget=budget, device=device,
                              precision=precision, seed=seed, weights=weights, image_size=image_size,
                              data=data_dir or dataset or "embedded", loss=loss, profile=profile_path, out=out,
-                             force=force, threads=threads)
+                             force=force, redo=redo, threads=threads)
     summary = run_leakage(request, log=lambda line: click.echo(line, err=True))
     click.echo(summary_table(summary))
-    click.echo(f"profile: {summary.profile_path}   results: {summary.out_dir}   "
+    click.echo(f"profile: {summary.profile_path} ({summary.table_set} set)   results: {summary.out_dir}   "
                f"figures: {', '.join(str(p) for p in summary.figures)}")

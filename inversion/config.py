@@ -1,8 +1,9 @@
 """Settings of one leakage run, and the budget presets (quick / standard / thorough).
 
 A budget fixes the number of auxiliary/held-out images and the decoder's training steps, so a run is
-reproducible from its settings and seed (time budgets would not be). Measured on a 2-core CPU with
-bf16 autocast: ``quick`` trains each decoder in 10–30 s at 64×64 (see BENCHMARKS.md).
+reproducible from its settings and seed (time budgets would not be). ``quick`` is the default; how close
+it comes to a 4× longer run is measured in BENCHMARKS.md ("Convergence"), and every run stores each
+decoder's held-out convergence curve.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ class Budget:
 
 BUDGETS: dict[str, Budget] = {
     "smoke": Budget("smoke", n_train=64, n_test=16, steps=10),       # wiring check only: numbers meaningless
-    "quick": Budget("quick", n_train=2048, n_test=256, steps=250),
-    "standard": Budget("standard", n_train=4096, n_test=512, steps=1000),
-    "thorough": Budget("thorough", n_train=8192, n_test=1024, steps=4000),
+    "quick": Budget("quick", n_train=2048, n_test=256, steps=400),
+    "standard": Budget("standard", n_train=4096, n_test=512, steps=1600),
+    "thorough": Budget("thorough", n_train=8192, n_test=1024, steps=6400),
 }
 
 

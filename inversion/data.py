@@ -8,9 +8,14 @@ Three sources, all offline:
   training. Crops are random squares, the same side range for both regions, resized to the image size.
 * ``folder``: a user's folder of images; whole files are split into train and test (by file, seeded).
 * ``cifar10``: torchvision's CIFAR-10 (train split = auxiliary, test split = victim), never downloaded here.
+* ``fashion-mnist``: Zalando's Fashion-MNIST (gray, 28×28, 10 classes) from Debian's
+  ``dataset-fashion-mnist`` package (``benchmarks/get_fashion_mnist.sh``); train split = auxiliary,
+  test split = victim, resized to the image size.
 
-Images are float tensors in [0, 1], shape ``N × 3 × H × W``; :class:`Normalizer` maps them to the
-model's input space (ImageNet mean/std) and back.
+Images are float tensors in [0, 1], shape ``N × C × H × W`` with C = 3 (colour) or 1 (gray).
+:func:`victim_input` adapts them to the model's channels (gray replicated for an RGB model, colour
+turned to luminance for a 1-channel model, in which case the images themselves become gray) and
+:class:`Normalizer` maps them to the model's input space (ImageNet mean/std; their average for gray).
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".g
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+GRAY_MEAN, GRAY_STD = (0.449,), (0.226,)
+LUMA = (0.299, 0.587, 0.114)          # ITU-R BT.601 weights: colour → gray
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,10 @@ class Normalizer:
         shape = (1, -1, 1, 1)
         return (torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape),
                 torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape))
+
+    @classmethod
+    def for_channels(cls, channels: int) -> "Normalizer":
+        return cls() if channels == 3 else cls(GRAY_MEAN * channels, GRAY_STD * channels)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         mean, std = self._stats(images)
@@ -71,6 +83,38 @@ class ImageSet:
     @property
     def image_size(self) -> int:
         return int(self.train.shape[-1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.train.shape[1])
+
+
+def to_gray(images: torch.Tensor) -> torch.Tensor:
+    """N × 3 × H × W colour → N × 1 × H × W luminance (BT.601); gray input is returned as is."""
+    if images.shape[1] == 1:
+        return images
+    weights = torch.tensor(LUMA, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    return (images * weights).sum(dim=1, keepdim=True)
+
+
+def for_model(images: ImageSet, model_channels: int) -> ImageSet:
+    """The images the attacker must rebuild: gray when the model or the data is gray, else colour."""
+    if model_channels == 1 and images.channels == 3:
+        return ImageSet(to_gray(images.train), to_gray(images.test),
+                        images.description | {"channels": "luminance (BT.601) of the colour images"})
+    if model_channels not in (1, 3) and images.channels != 1:
+        raise UserInputError(f"model takes {model_channels}-channel input; leakage is measured on colour "
+                             "(3) or gray (1) images, or on gray data replicated to any number of channels")
+    return images
+
+
+def victim_input(images: torch.Tensor, model_channels: int) -> torch.Tensor:
+    """[0, 1] images (C = 1 or 3) → the normalised input of a ``model_channels``-channel model."""
+    if images.shape[1] == 1 and model_channels != 1:
+        images = images.expand(-1, model_channels, -1, -1)
+    elif images.shape[1] == 3 and model_channels == 1:
+        images = to_gray(images)
+    return Normalizer.for_channels(model_channels).normalize(images)
 
 
 def _to_rgb_float(array: np.ndarray) -> np.ndarray:
@@ -234,9 +278,55 @@ def cifar10(image_size: int, n_train: int, n_test: int, seed: int, root: str | P
     })
 
 
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (the MNIST format, gzip-compressed) as a numpy array."""
+    import gzip
+
+    with gzip.open(path, "rb") as fh:
+        raw = fh.read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def fashion_mnist_arrays(split: str, root: Path = FASHION_MNIST_DIR) -> tuple[np.ndarray, np.ndarray]:
+    """(images N × 28 × 28 uint8, labels N) of the ``train`` or ``t10k`` split."""
+    images, labels = root / f"{split}-images-idx3-ubyte.gz", root / f"{split}-labels-idx1-ubyte.gz"
+    if not images.is_file() or not labels.is_file():
+        raise UserInputError(f"--dataset fashion-mnist: not found under {root}/; install it with "
+                             "benchmarks/get_fashion_mnist.sh (Debian package dataset-fashion-mnist)")
+    return _read_idx(images), _read_idx(labels)
+
+
+def gray_tensor(images: np.ndarray, image_size: int) -> torch.Tensor:
+    """N × h × w uint8 → N × 1 × S × S float in [0, 1] (antialiased bilinear resize)."""
+    t = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+    if t.shape[-1] != image_size:
+        t = F.interpolate(t, size=(image_size, image_size), mode="bilinear", antialias=True,
+                          align_corners=False).clamp(0, 1)
+    return t
+
+
+def fashion_mnist(image_size: int, n_train: int, n_test: int, seed: int) -> ImageSet:
+    """Fashion-MNIST: auxiliary images from the train split, victim images from the test split (gray)."""
+    rng = np.random.default_rng(seed)
+    train, _ = fashion_mnist_arrays("train")
+    test, _ = fashion_mnist_arrays("t10k")
+    pick = lambda a, k: a[np.sort(rng.choice(len(a), size=min(k, len(a)), replace=False))]  # noqa: E731
+    return ImageSet(gray_tensor(pick(train, n_train), image_size), gray_tensor(pick(test, n_test), image_size), {
+        "name": "fashion-mnist", "source": str(FASHION_MNIST_DIR) + " (Debian dataset-fashion-mnist)",
+        "split": "Fashion-MNIST train split -> train, t10k split -> test (gray, resized from 28 px)",
+        "n_train": int(n_train), "n_test": int(n_test), "image_size": image_size,
+    })
+
+
+DATASETS = ("embedded", "cifar10", "fashion-mnist")
+
+
 def load_images(source: str, image_size: int, n_train: int, n_test: int, seed: int) -> ImageSet:
-    """``source`` is ``"embedded"``, ``"cifar10"`` or a folder path."""
-    loaders: dict[str, Callable[..., ImageSet]] = {"embedded": embedded, "cifar10": cifar10}
+    """``source`` is one of :data:`DATASETS` or a folder path."""
+    loaders: dict[str, Callable[..., ImageSet]] = {"embedded": embedded, "cifar10": cifar10,
+                                                   "fashion-mnist": fashion_mnist}
     if source in loaders:
         return loaders[source](image_size, n_train, n_test, seed)
     return folder(source, image_size, n_train, n_test, seed)

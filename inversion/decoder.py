@@ -4,10 +4,16 @@ Shaped by the feature it inverts (after Dosovitskiy & Brox, the paper's [29]):
 
 * conv features ``C × h × w`` → 1×1 projection, a 3×3 conv, then ``k = round(log2(H / h))`` stages of
   (×2 nearest upsampling, 3×3 conv, halving the width), a final resize to ``H × W`` when ``H / h`` is
-  not a power of two, and a 3×3 conv to RGB with a sigmoid (images in [0, 1]);
-* vector features (any other rank, or ``C × 1 × 1``) → linear → reshape to ``width × s × s`` with
-  ``s = H / 2^k ≤ 4`` → the same upsampling stages. A vector much longer than ``width·s²`` (VGG's
-  25,088-long flatten) enters through a rank-512 factorised linear map, 4× fewer weights to train.
+  not a power of two, and a 3×3 conv to the image's channels with a sigmoid (images in [0, 1]);
+* vector features (any other rank, or ``C × 1 × 1``) → a learned linear map to a spatial *seed* of
+  ``c × s × s`` with ``s = max(8, H / 8)`` and ``c·s² ≤ 8192``, then the same 3×3 conv and upsampling
+  stages as a spatial feature of that side. A seed at 1/8 of the image keeps enough positions for the linear map
+  to lay the information out spatially (a 4×4 seed starved it: a flattened 8×8 image measured 0.09
+  SSIM below its spatial form, NOTES.md). A vector longer than ``vector_rank`` whose full map would
+  exceed ``FULL_LINEAR_LIMIT`` weights enters through a rank-``vector_rank`` factorised map.
+
+Flattened conv features are not vectors here: :mod:`inversion.features` hands them over in their
+pre-flatten shape (the server runs the rest of the model, so it knows that shape).
 
 The feature is first standardised per channel with statistics of the auxiliary set (a fixed affine
 layer of the attacker, stored as buffers), which keeps optimisation well conditioned whatever the
@@ -22,7 +28,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-VECTOR_START_SIDE = 4
+VECTOR_SEED_FRACTION = 8     # vector seed side = image side / 8, at least 8
+VECTOR_MIN_SIDE = 8
+SEED_LR_FACTOR = 0.1
+BASE_CLAMP = 1e-3            # the linear reconstruction is clamped to [ε, 1 − ε] before its logit
+VECTOR_SEED_ELEMENTS = 8192  # channels × side² of the seed (fewer channels on a large seed)
+FULL_LINEAR_LIMIT = 8_000_000   # weights of a full vector → seed map before it is factorised
 
 
 @dataclass(frozen=True)
@@ -65,37 +76,99 @@ class FeatureStandardizer(nn.Module):
         return (f - self.mean) / self.std
 
 
+class LinearImageSeed(nn.Module):
+    """The best linear reconstruction of the image from the feature, at the feature's (or seed's) side.
+
+    Vector features: ``W f + b`` reshaped to ``channels × s × s``; spatial features: a 1×1 convolution
+    (one linear map per pixel, shared over positions) at the feature's ``h × w``. Fitted in closed form
+    by ridge regression on the auxiliary set (:meth:`fit`) and then held fixed. The decoder starts from
+    it (its output is a learned residual on top, upsampled to the image), so a vector that is any
+    invertible linear map of a small image, or a feature that is the image itself, is laid out correctly
+    from the first step.
+    """
+
+    def __init__(self, feature_shape: tuple[int, ...], channels: int, side: int):
+        super().__init__()
+        self.vector = not _is_spatial(feature_shape)
+        if self.vector:
+            self.shape = (channels, side, side)
+            self.map: nn.Module = nn.Linear(math.prod(feature_shape), channels * side * side)
+        else:
+            self.shape = (channels, *feature_shape[1:])
+            self.map = nn.Conv2d(feature_shape[0], channels, 1)
+        nn.init.zeros_(self.map.weight)
+        nn.init.zeros_(self.map.bias)
+        self.map.requires_grad_(False)   # a fixed closed-form fit: Adam's first large steps would undo it
+
+    def _pairs(self, features: torch.Tensor, images: torch.Tensor, max_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        target = nn.functional.interpolate(images.float(), size=self.shape[1:], mode="area")
+        if self.vector:
+            return features.flatten(1).double(), target.flatten(1).double()
+        x = features.float().permute(0, 2, 3, 1).reshape(-1, features.shape[1])
+        y = target.permute(0, 2, 3, 1).reshape(-1, self.shape[0])
+        if len(x) > max_rows:
+            keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:max_rows]
+            x, y = x[keep], y[keep]
+        return x.double(), y.double()
+
+    @torch.no_grad()
+    def fit(self, features: torch.Tensor, images: torch.Tensor, ridge: float = 1e-2, max_rows: int = 65536) -> None:
+        """Closed-form ridge fit of standardised ``features`` to ``images`` resized to :attr:`shape`."""
+        x, y = self._pairs(features, images, max_rows)
+        x_mean, y_mean = x.mean(0), y.mean(0)
+        x, y = x - x_mean, y - y_mean
+        n, d = x.shape
+        lam = ridge * max(float((x * x).sum()) / max(d, 1), 1e-12)
+        if d <= n:
+            w = torch.linalg.solve(x.T @ x + lam * torch.eye(d, dtype=x.dtype), x.T @ y)
+        else:
+            w = x.T @ torch.linalg.solve(x @ x.T + lam * torch.eye(n, dtype=x.dtype), y)
+        self.map.weight.copy_(w.T.reshape(self.map.weight.shape).float())
+        self.map.bias.copy_((y_mean - x_mean @ w).float())
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.map(f).view(-1, *self.shape) if self.vector else self.map(f)
+
+
 def _is_spatial(shape: tuple[int, ...]) -> bool:
     return len(shape) == 3 and shape[1] * shape[2] > 1
 
 
 class Decoder(nn.Module):
-    """g_z: feature of shape ``feature_shape`` (batch excluded) → image ``3 × H × W`` in [0, 1]."""
+    """g_z: feature of shape ``feature_shape`` (batch excluded) → image ``channels × H × W`` in [0, 1]."""
 
     def __init__(self, feature_shape: tuple[int, ...], image_size: int, standardizer: FeatureStandardizer,
-                 shape: DecoderShape = DecoderShape()):
+                 shape: DecoderShape = DecoderShape(), channels: int = 3):
         super().__init__()
         self.feature_shape = tuple(feature_shape)
         self.image_size = image_size
         self.standardizer = standardizer
         if _is_spatial(self.feature_shape):
-            channels, side = self.feature_shape[0], min(self.feature_shape[1:])
+            in_channels, side = self.feature_shape[0], min(self.feature_shape[1:])
             stages = max(0, round(math.log2(image_size / side))) if side < image_size else 0
             width = min(shape.max_width, shape.base_width * 2 ** stages)
-            self.stem = nn.Sequential(nn.Conv2d(channels, width, 1), nn.LeakyReLU(0.2), _block(width, width))
-            self.start_side = None
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 1), nn.LeakyReLU(0.2), _block(width, width))
+            self.seed = None
+            self.linear_image = LinearImageSeed(self.feature_shape, channels, side)
         else:
             in_dim = math.prod(self.feature_shape)
-            stages = max(0, math.ceil(math.log2(image_size / VECTOR_START_SIDE)))
-            self.start_side = max(1, math.ceil(image_size / 2 ** stages))
+            side = min(image_size, max(VECTOR_MIN_SIDE, image_size // VECTOR_SEED_FRACTION))
+            stages = max(0, round(math.log2(image_size / side)))
             width = min(shape.max_width, shape.base_width * 2 ** stages)
-            out_dim = width * self.start_side ** 2
-            if in_dim > 2 * out_dim and in_dim > shape.vector_rank:   # e.g. VGG's 25,088-long flatten
+            seed_channels = max(shape.base_width, min(width, VECTOR_SEED_ELEMENTS // side ** 2))
+            out_dim = seed_channels * side * side
+            if in_dim > shape.vector_rank and in_dim * out_dim > FULL_LINEAR_LIMIT:   # e.g. VGG's fc6 4096
                 linear = nn.Sequential(nn.Linear(in_dim, shape.vector_rank, bias=False),
                                        nn.Linear(shape.vector_rank, out_dim))
             else:
                 linear = nn.Linear(in_dim, out_dim)
-            self.stem = nn.Sequential(nn.Flatten(), linear, nn.LeakyReLU(0.2))
+            last = linear[-1] if isinstance(linear, nn.Sequential) else linear
+            nn.init.zeros_(last.weight)   # starts from the linear image seed alone, then learns what it misses
+            self.seed = nn.Sequential(nn.Flatten(), linear, nn.Unflatten(1, (seed_channels, side, side)),
+                                      nn.LeakyReLU(0.2))
+            self.linear_image = LinearImageSeed(self.feature_shape, channels, side)
+            self.stem = nn.Sequential(nn.Conv2d(seed_channels + channels, width, 1), nn.LeakyReLU(0.2),
+                                      _block(width, width))
         self.width = width
         ups = []
         for _ in range(stages):
@@ -103,14 +176,33 @@ class Decoder(nn.Module):
             ups += [nn.Upsample(scale_factor=2, mode="nearest"), _block(width, out)]
             width = out
         self.upsample = nn.Sequential(*ups)
-        self.to_rgb = nn.Conv2d(width, 3, 3, padding=1)
+        self.to_image = nn.Conv2d(width, channels, 3, padding=1)
+        nn.init.zeros_(self.to_image.weight)   # output = the linear reconstruction at the first step
+        nn.init.zeros_(self.to_image.bias)
 
-    def forward(self, feature: torch.Tensor) -> torch.Tensor:
-        x = self.stem(self.standardizer(feature))
-        if self.start_side is not None:
-            x = x.view(x.shape[0], self.width, self.start_side, self.start_side)
-        x = self.upsample(x)
+    def parameter_groups(self, lr: float) -> list[dict]:
+        """Adam groups: a vector's learned seed map at ``SEED_LR_FACTOR`` × lr (each of its many weights
+        moves by ≈ lr per Adam step, which at the full rate floods the seed with noise), the rest at lr."""
+        seed = [p for p in (self.seed.parameters() if self.seed is not None else []) if p.requires_grad]
+        ids = {id(p) for p in seed}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
+        groups = [{"params": rest, "lr": lr}]
+        if seed:
+            groups.append({"params": seed, "lr": lr * SEED_LR_FACTOR})
+        return groups
+
+    def _to_size(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
             x = nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
                                           align_corners=False)
-        return torch.sigmoid(self.to_rgb(x))
+        return x
+
+    def forward(self, feature: torch.Tensor) -> torch.Tensor:
+        """``sigmoid(residual + logit(linear reconstruction))``: the learned part refines the linear one."""
+        x = self.standardizer(feature)
+        base = self.linear_image(x)
+        if self.seed is not None:
+            x = torch.cat([self.seed(x), base], dim=1)
+        x = self._to_size(self.upsample(self.stem(x)))
+        base = self._to_size(base.float()).clamp(BASE_CLAMP, 1 - BASE_CLAMP)
+        return torch.sigmoid(self.to_image(x) + torch.logit(base))

@@ -3,6 +3,9 @@
 Reads top to bottom: resolve device and precision, load the victim (frozen, eval) and its profile
 table, pick the split points, load auxiliary/held-out images, measure the no-information floor,
 then for each split still to do: train g_z, score it, write results, samples and profile at once.
+Finished splits are found in the profile table itself or the results folder (same settings only).
+After each split the paired monotonicity check (:mod:`inversion.consistency`) is rerun and its
+violations are logged and stored.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from common.devices import resolve_device
 from common.errors import UserInputError
 from common.files import check_writable
 from common.precision import use_bf16
-from inversion import report, store
+from inversion import consistency, report, store
 from inversion.attack import SplitOutcome, attack_split
 from inversion.config import LeakageSettings
-from inversion.data import ImageSet, Normalizer, load_images
+from inversion.data import DATASETS, ImageSet, for_model, load_images, victim_input
 from inversion.features import feature_shapes, iter_split_features
 from inversion.metrics import no_information_floor
 from profiler.graph import SplitModel, split_model
@@ -49,6 +52,7 @@ class LeakageRequest:
     profile: Path | None = None
     out: Path | None = None
     force: bool = False
+    redo: bool = False
     threads: int | None = None
 
 
@@ -64,6 +68,7 @@ class RunSummary:
     profile_path: Path
     out_dir: Path
     figures: list[Path]
+    table_set: str = "active"           # where the run's set sits in the table: "active" or "partial"
 
 
 def parse_layers(text: str | None) -> tuple[int, ...] | None:
@@ -93,22 +98,32 @@ def _choose_splits(layers: tuple[int, ...] | None, num_units: int, model: str) -
 def _load_victim(request: LeakageRequest) -> tuple[LoadedModel, int]:
     """The frozen victim in eval mode and the image size (default: the model's native size)."""
     loaded = load_model(request.model, weights=request.weights)
-    if len(loaded.input_shape) != 3 or loaded.input_shape[0] != 3:
-        raise UserInputError(f"model {loaded.name}: input shape {loaded.input_shape} is not a 3-channel image; "
-                             "leakage is measured on RGB images")
+    if len(loaded.input_shape) != 3:
+        raise UserInputError(f"model {loaded.name}: input shape {loaded.input_shape} is not an image "
+                             "(C, H, W); leakage is measured on images")
     if request.image_size is not None and request.image_size < 8:
         raise UserInputError(f"--image-size {request.image_size}: must be at least 8 pixels")
     return loaded, int(request.image_size or loaded.input_shape[-1])
 
 
-def _check_runs_at(model: SplitModel, name: str, image_size: int, native: int, device: torch.device) -> None:
+def default_paths(name: str) -> tuple[Path, Path]:
+    """(profile table, results folder) of a model: zoo models use ``data/profiles/``; a user's
+    ``pkg.module:factory`` gets ``profiles/pkg.module.factory.json`` (a file name, outside the folder
+    ``evaluate`` and ``train`` read, so smoke-budget numbers never join them by accident)."""
+    safe = name.replace(":", ".").replace("/", "_").replace("\\", "_")
+    folder = Path("profiles") if ":" in name else Path("data/profiles")
+    return folder / f"{safe}.json", Path("runs/leakage") / safe
+
+
+def _check_runs_at(model: SplitModel, name: str, shape: tuple[int, ...], image_size: int,
+                   device: torch.device) -> None:
     """Fail before any work if the victim cannot run at ``image_size`` (e.g. a LeNet's fixed flatten)."""
     try:
-        feature_shapes(model, torch.zeros(1, 3, image_size, image_size, device=device),
+        feature_shapes(model, torch.zeros(1, shape[0], image_size, image_size, device=device),
                        [model.num_units])
     except RuntimeError as exc:
         raise UserInputError(f"model {name} cannot run at --image-size {image_size} "
-                             f"({str(exc).strip().splitlines()[0]}); use its native size {native}") from None
+                             f"({str(exc).strip().splitlines()[0]}); use its native size {shape[-1]}") from None
 
 
 def sample_indices(n_test: int) -> torch.Tensor:
@@ -122,11 +137,13 @@ def _floor_json(images: ImageSet) -> dict[str, Any]:
             "definition": "mean auxiliary (train) image scored against every held-out image"}
 
 
-def _entry(outcome: SplitOutcome, unit_name: str, shape: tuple[int, ...], device: torch.device,
-           bf16: bool) -> dict[str, Any]:
+def _entry(outcome: SplitOutcome, unit_name: str, shape: tuple[int, ...], decoder_input: tuple[int, ...],
+           device: torch.device, bf16: bool) -> dict[str, Any]:
     ssim, psnr = outcome.leakage.ssim.as_json(), outcome.leakage.psnr.as_json()
     return {"ssim": ssim["mean"], "ssim_ci95": ssim["ci95"], "psnr": psnr["mean"], "psnr_ci95": psnr["ci95"],
             "n_test": ssim["n"], "unit": unit_name, "feature_shape": list(shape),
+            "decoder_input": list(decoder_input), "convergence": outcome.convergence.as_json(),
+            "ssim_per_image": [round(v, 4) for v in outcome.ssim_per_image],
             "train_seconds": round(outcome.train_seconds, 2),
             "train_images_per_s": round(outcome.train_images_per_s, 1),
             "final_loss": round(outcome.final_loss, 5), "device": str(device),
@@ -167,8 +184,8 @@ class _CachingBar:
             self.bar = None
 
 
-def run_leakage(request: LeakageRequest, log: Callable[[str], None] = lambda s: None) -> RunSummary:
-    """Measure Lea(z) for the requested split points; see the module docstring for the order of work."""
+def _prepare(request: LeakageRequest) -> dict[str, Any]:
+    """Everything checked before any write: victim, table, splits, paths, settings, images."""
     device = resolve_device(request.device)
     bf16 = use_bf16(device, request.precision)
     if request.threads is not None:
@@ -177,42 +194,55 @@ def run_leakage(request: LeakageRequest, log: Callable[[str], None] = lambda s: 
         torch.set_num_threads(request.threads)
     loaded, image_size = _load_victim(request)
     model = split_model(loaded.model).to(device)
-    num_units = model.num_units
-    unit_names = [u.name for u in model.units]
-    profile_path = Path(request.profile or Path("data/profiles") / f"{loaded.name}.json")
-    profile = store.read_profile(profile_path, loaded.name)
-    if len(profile["units"]) != num_units:
-        raise UserInputError(f"--profile {profile_path}: has {len(profile['units'])} units but {loaded.name} "
-                             f"splits into {num_units}; regenerate it with `python cli.py profile {loaded.name}`")
-    splits = _choose_splits(request.layers, num_units, loaded.name)
-    out_dir = Path(request.out or Path("runs/leakage") / loaded.name.replace(":", "_").replace("/", "_"))
+    default_profile, default_out = default_paths(loaded.name)
+    profile_path = Path(request.profile or default_profile)
+    table = store.read_profile(profile_path, loaded.name)
+    if len(table["units"]) != model.num_units:
+        raise UserInputError(f"--profile {profile_path}: has {len(table['units'])} units but {loaded.name} "
+                             f"splits into {model.num_units}; regenerate it with `python cli.py profile "
+                             f"--model {loaded.name} --format json --out {profile_path}`")
+    splits = _choose_splits(request.layers, model.num_units, loaded.name)
+    out_dir = Path(request.out or default_out)
     check_writable(out_dir, "--out", folder=True)
     check_writable(profile_path, "--profile")
-    _check_runs_at(model, loaded.name, image_size, loaded.input_shape[-1], device)
-    data_label = request.data if request.data in ("embedded", "cifar10") else str(Path(request.data).resolve())
+    _check_runs_at(model, loaded.name, loaded.input_shape, image_size, device)
+    data_label = request.data if request.data in DATASETS else str(Path(request.data).resolve())
     settings = LeakageSettings.from_budget(loaded.name, loaded.weights_label, data_label, image_size,
                                            request.budget, request.seed, request.loss)
-    images = load_images(request.data, image_size, settings.n_train, settings.n_test, request.seed)
-    results, status = store.open_results(out_dir, settings, num_units, request.force)
+    images = for_model(load_images(request.data, image_size, settings.n_train, settings.n_test, request.seed),
+                       loaded.input_shape[0])
+    return {"device": device, "bf16": bf16, "loaded": loaded, "model": model, "profile_path": profile_path,
+            "table": table, "splits": splits, "out_dir": out_dir, "settings": settings, "images": images}
+
+
+def run_leakage(request: LeakageRequest, log: Callable[[str], None] = lambda s: None) -> RunSummary:
+    """Measure Lea(z) for the requested split points; see the module docstring for the order of work."""
+    p = _prepare(request)
+    device, bf16, loaded, model, settings, images = (p["device"], p["bf16"], p["loaded"], p["model"],
+                                                     p["settings"], p["images"])
+    profile_path, out_dir, splits = p["profile_path"], p["out_dir"], p["splits"]
+    num_units = model.num_units
+    unit_names = [u.name for u in model.units]
+    redo = tuple(splits) if request.redo else ()
+    results, status = store.open_results(out_dir, settings, num_units, p["table"], redo)
     todo = [z for z in splits if z not in results.splits]
     log(f"{loaded.name}: {num_units} units, splits {splits}; {status}; to do {todo}; device {device}, "
-        f"{'bf16' if bf16 else 'fp32'}; {settings.n_train} train / {settings.n_test} test images at {image_size} px")
+        f"{'bf16' if bf16 else 'fp32'}; {settings.n_train} train / {settings.n_test} test images at "
+        f"{settings.image_size} px ({'gray' if images.channels == 1 else 'colour'})")
     results.data = images.description
     results.run = {"device": str(device), "precision": "bf16" if bf16 else "fp32",
                    "results_file": str(out_dir / store.RESULTS_NAME)}
     if results.floor is None:
         results.floor = _floor_json(images)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserInputError(f"--out {out_dir}: cannot create the results folder ({exc.strerror or exc})") from None
+    archived = store.archive_results(out_dir, results.settings_key)
+    if archived is not None:
+        log(f"results made under other settings moved to {archived}")
     shown = sample_indices(len(images.test))
     store.save_samples(out_dir, "originals", images.test[shown].permute(0, 2, 3, 1).numpy())
-    results.save(out_dir)
-    store.update_profile(profile_path, results)
+    table_set = _record(results, out_dir, profile_path, num_units, request.force, log)
 
-    normalizer = Normalizer()
-    features = iter_split_features(model, normalizer.normalize(images.train), normalizer.normalize(images.test),
+    channels = loaded.input_shape[0]
+    features = iter_split_features(model, victim_input(images.train, channels), victim_input(images.test, channels),
                                    todo, device, CACHE_BYTES.get(device.type, 2 << 30), bf16=bf16,
                                    progress=_CachingBar())
     overall = tqdm(total=len(todo) * settings.train.steps, desc=f"{loaded.name}: {len(todo)} splits",
@@ -224,27 +254,30 @@ def run_leakage(request: LeakageRequest, log: Callable[[str], None] = lambda s: 
         with bar:
             outcome = attack_split(feats, images.train, images.test, settings.train, device,
                                    request.seed + z, bf16, progress)
-        results.splits[z] = _entry(outcome, unit_names[z - 1], feats.shape, device, bf16)
+        results.splits[z] = _entry(outcome, unit_names[z - 1], feats.sent_shape, feats.shape, device, bf16)
         store.save_samples(out_dir, f"split_{z:03d}",
                            outcome.reconstructions[shown].permute(0, 2, 3, 1).numpy())
-        results.save(out_dir)
-        store.update_profile(profile_path, results)
-        log(f"split {z}: SSIM {results.splits[z]['ssim']:.3f}  ({outcome.train_seconds:.0f} s)")
+        log(f"split {z}: SSIM {results.splits[z]['ssim']:.3f}  ({outcome.train_seconds:.0f} s; held-out "
+            f"auxiliary SSIM gain over the last half of training {outcome.convergence.gain_last_half:+.3f})")
+        table_set = _record(results, out_dir, profile_path, num_units, request.force, log)
     overall.close()
-    figures = write_figures(out_dir, loaded.name, num_units, results)
+    figures = report.write_figures(out_dir, loaded.name, num_units, results)
+    if table_set != "active":
+        log(f"{profile_path}: the table still shows its earlier leakage set; this run's values are kept in "
+            f"its leakage_history (partial) and become active once every split 1..{num_units - 1} is "
+            "measured with these settings, unless the budget is smoke (or rerun with --force)")
     return RunSummary(loaded.name, num_units, unit_names, results, status, [z for z in splits if z not in todo],
-                      todo, profile_path, out_dir, figures)
+                      todo, profile_path, out_dir, figures, table_set)
 
 
-def write_figures(out_dir: Path, model: str, num_units: int, results: store.Results) -> list[Path]:
-    """Reconstruction grid and SSIM-vs-split plot from the results file and the saved samples."""
-    s = results.settings
-    title = f"{model} ({s['weights']} weights), {s['image_size']} px, {s['budget']} budget, seed {s['seed']}"
-    figures = [report.ssim_plot(out_dir / report.PLOT_NAME, num_units, results.splits, results.floor, title)]
-    originals = store.load_samples(out_dir, "originals")
-    rows = {z: store.load_samples(out_dir, f"split_{z:03d}") for z in results.splits}
-    rows = {z: r for z, r in rows.items() if r is not None}
-    if originals is not None and rows:
-        ssims = {z: results.splits[z]["sample_ssim"] for z in rows}
-        figures.append(report.reconstruction_grid(out_dir / report.GRID_NAME, originals, rows, ssims, title))
-    return figures
+def _record(results: store.Results, out_dir: Path, profile_path: Path, num_units: int, force: bool,
+            log: Callable[[str], None]) -> str:
+    """Monotonicity check, then the results file and the profile table; returns where the set went."""
+    before = {(v["shallow"], v["deep"]) for v in results.monotonicity}
+    results.monotonicity = consistency.monotonicity_violations(results.splits)
+    for v in results.monotonicity:
+        if (v["shallow"], v["deep"]) not in before:
+            log(f"warning: {consistency.describe(v)}")
+    results.save(out_dir)
+    complete = all(z in results.splits for z in range(1, num_units))
+    return store.update_profile(profile_path, results, complete, force)

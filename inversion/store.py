@@ -1,17 +1,18 @@
-"""Where leakage numbers live: the run's results file (for resuming) and the model's profile table.
+"""Where leakage numbers live: the run's results file and the model's profile table.
 
 ``<out>/results.json`` holds the settings (and their hash), the no-information floor and one entry per
-finished split; it is rewritten atomically after every split, so an interrupted run keeps what it
-finished, and a rerun with the same settings skips those splits. After every split the profile table
-gets ``splits[z]["leakage"]`` and ``leakage_meta`` (only those fields; cost fields are untouched),
-written with :func:`common.files.write_json` and checked with :func:`profiler.table.validate`.
-A profile always describes one set of settings: splits not measured under the current settings are
-``null``, except the paper's boundary cases (z = 0: SSIM 1, z = L: SSIM 0, ``measured: false``).
+finished split (with every held-out image's SSIM and the decoder's convergence curve); it is rewritten
+atomically after every split. A results file made under other settings is moved to
+``<out>/previous/<settings_key>/`` first, never overwritten.
+
+After every split the profile table gets this run's set (only leakage fields; cost fields are
+untouched) under the rules of :mod:`inversion.leakage_sets`: the active set changes only when the new
+settings have measured every split (or ``--force``), and every set measured before stays in the table.
+Tables are written with :func:`common.files.write_json` and checked with :func:`profiler.table.validate`.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import numpy as np
 
 from common import files
 from common.errors import UserInputError
+from inversion import leakage_sets
 from inversion.config import THREAT_MODEL, LeakageSettings
 from profiler import table as profile_table
 
@@ -52,32 +54,74 @@ class Results:
     data: dict[str, Any] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
     splits: dict[int, dict[str, Any]] = field(default_factory=dict)
+    monotonicity: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"settings": self.settings, "settings_key": self.settings_key, "num_units": self.num_units,
                 "threat_model": THREAT_MODEL, "floor": self.floor, "data": self.data, "run": self.run,
-                "splits": {str(z): self.splits[z] for z in sorted(self.splits)}}
+                "splits": {str(z): self.splits[z] for z in sorted(self.splits)},
+                "monotonicity": self.monotonicity}
 
     def save(self, folder: Path) -> Path:
         return files.write_json(folder / RESULTS_NAME, self.as_json())
 
 
-def open_results(folder: Path, settings: LeakageSettings, num_units: int, force: bool) -> tuple[Results, str]:
-    """Results to continue from, and why: ``resumed`` (same settings), ``new`` or ``recomputed``."""
-    fresh = Results(settings.as_json(), settings.key(), num_units)
-    path = folder / RESULTS_NAME
+def open_results(folder: Path, settings: LeakageSettings, num_units: int, table: dict[str, Any],
+                 redo: tuple[int, ...] = ()) -> tuple[Results, str]:
+    """Results to continue from, and why: ``new``, ``resumed from <where>``.
+
+    Finished splits come from the profile table (active set or a partial one with the same settings)
+    and from ``<folder>/results.json`` when its settings match; the results file's entries win (they
+    carry more detail). A results file under other settings is archived, never overwritten
+    (:func:`archive_results`). Splits in ``redo`` are dropped so they are measured again.
+    """
+    key = settings.key()
+    fresh = Results(settings.as_json(), key, num_units)
+    sources = []
+    found = leakage_sets.find_set(table, key)
+    if found is not None:
+        where, entries, meta = found
+        fresh.floor = meta.get("floor")
+        fresh.splits.update({z: results_entry(v) for z, v in entries.items()})
+        if entries:
+            sources.append(f"the table ({where} set)")
+    old = _read_results(folder / RESULTS_NAME)
+    if old is not None and old.get("settings_key") == key and old.get("num_units") == num_units:
+        fresh.floor = old.get("floor") or fresh.floor
+        fresh.splits.update({int(z): entry for z, entry in old.get("splits", {}).items()})
+        if old.get("splits"):
+            sources.append("the results file")
+    for z in redo:
+        fresh.splits.pop(z, None)
+    status = f"resumed from {' and '.join(sources)}" if fresh.splits else "new"
+    return fresh, status + (f", redo {list(redo)}" if redo else "")
+
+
+def _read_results(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
-        return fresh, "new"
+        return None
     try:
         old = json.loads(path.read_text())
-        same = old.get("settings_key") == settings.key() and old.get("num_units") == num_units
-    except (OSError, json.JSONDecodeError, AttributeError):
-        same = False
-    if force or not same:
-        return fresh, "recomputed (--force)" if force else "recomputed (settings changed)"
-    fresh.floor = old.get("floor")
-    fresh.splits = {int(z): entry for z, entry in old.get("splits", {}).items()}
-    return fresh, "resumed"
+    except (OSError, ValueError):
+        return None
+    return old if isinstance(old, dict) else None
+
+
+def archive_results(folder: Path, settings_key: str) -> Path | None:
+    """Move a results file (and its samples) made under other settings to ``previous/<key>/``."""
+    old = _read_results(folder / RESULTS_NAME)
+    if old is None or old.get("settings_key") == settings_key:
+        return None
+    target = folder / "previous" / str(old.get("settings_key") or "unknown")
+    suffix = 0
+    while target.exists():
+        suffix += 1
+        target = target.with_name(f"{target.name.split('.')[0]}.{suffix}")
+    target.mkdir(parents=True)
+    (folder / RESULTS_NAME).replace(target / RESULTS_NAME)
+    if (folder / SAMPLES_DIR).is_dir():
+        (folder / SAMPLES_DIR).replace(target / SAMPLES_DIR)
+    return target
 
 
 def boundary_leakage(split: int, num_units: int) -> dict[str, Any]:
@@ -87,9 +131,23 @@ def boundary_leakage(split: int, num_units: int) -> dict[str, Any]:
 
 
 def profile_leakage(entry: dict[str, Any]) -> dict[str, Any]:
-    """Results-file entry → the profile schema's ``leakage`` object."""
-    return {"ssim": entry["ssim"], "ssim_ci95": entry["ssim_ci95"], "psnr": entry["psnr"],
+    """Results-file entry → the profile schema's ``leakage`` object (with per-image SSIM and convergence)."""
+    leak = {"ssim": entry["ssim"], "ssim_ci95": entry["ssim_ci95"], "psnr": entry["psnr"],
             "psnr_ci95": entry["psnr_ci95"], "measured": True}
+    for key in ("feature_shape", "decoder_input", "convergence"):
+        if key in entry:
+            leak[key] = entry[key]
+    if "ssim_per_image" in entry:
+        leak["ssim_per_image"] = " ".join(f"{v:.4f}" for v in entry["ssim_per_image"])
+    return leak
+
+
+def results_entry(leak: dict[str, Any]) -> dict[str, Any]:
+    """Profile ``leakage`` object → a results-file entry (the inverse of :func:`profile_leakage`)."""
+    entry = {k: v for k, v in leak.items() if k != "measured"}
+    if isinstance(entry.get("ssim_per_image"), str):
+        entry["ssim_per_image"] = [float(v) for v in entry["ssim_per_image"].split()]
+    return entry
 
 
 def leakage_meta(results: Results) -> dict[str, Any]:
@@ -106,31 +164,37 @@ def leakage_meta(results: Results) -> dict[str, Any]:
         "boundary_convention": "split 0: SSIM 1 (raw input sent), split L: SSIM 0 (nothing sent); not measured",
         "settings_key": results.settings_key, "date": now_iso(), "splitpriv_version": splitpriv_version(),
         "results_file": results.run.get("results_file"),
+        "monotonicity": results.monotonicity,
     }
 
 
 def read_profile(path: Path, model: str) -> dict[str, Any]:
     if not path.is_file():
-        raise UserInputError(f"--profile {path}: no profile table; run `python cli.py profile {model} "
-                             f"--format json --out {path}` first")
+        where = (" (a user model's table lives in profiles/, outside data/profiles/ which evaluate and train "
+                 "read; copy it there yourself once its numbers are final)") if ":" in model else ""
+        raise UserInputError(f"--profile {path}: no profile table; run `python cli.py profile --model {model} "
+                             f"--format json --out {path}` first{where}")
     return profile_table.read(path)
 
 
-def update_profile(path: Path, results: Results) -> dict[str, Any]:
-    """Write the leakage of every split (finished, boundary or null) and ``leakage_meta`` atomically."""
-    table = copy.deepcopy(profile_table.read(path))
+def update_profile(path: Path, results: Results, complete: bool, force: bool) -> str:
+    """Write this run's set into the table under :mod:`inversion.leakage_sets`' rules, atomically.
+
+    Returns where the set went: ``"active"`` (what ``evaluate``/``train`` read) or ``"partial"``.
+    A smoke-budget set replaces measured values only with ``force``.
+    Cost fields are never touched.
+    """
+    table = profile_table.read(path)
     num_units = len(table["units"])
-    for z, split in enumerate(table["splits"]):
-        if z in (0, num_units):
-            split["leakage"] = boundary_leakage(z, num_units)
-        elif z in results.splits:
-            split["leakage"] = profile_leakage(results.splits[z])
-        else:
-            split["leakage"] = None
-    table["leakage_meta"] = leakage_meta(results)
+    entries = {z: profile_leakage(results.splits[z]) for z in results.splits}
+    boundary = {z: boundary_leakage(z, num_units) for z in (0, num_units)}
+    meta = leakage_meta(results) | {"complete": complete}
+    promote = complete and results.settings["budget"] != "smoke"   # smoke numbers never replace real ones
+    table, where = leakage_sets.place_set(table, results.settings_key, meta, entries, boundary, promote,
+                                         force, now_iso())
     profile_table.validate(table, source=str(path))
     files.write_json(path, table)
-    return table
+    return where
 
 
 def save_samples(folder: Path, name: str, images: np.ndarray) -> Path:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import click
 import torch
-from tabulate import tabulate
 
 from common.devices import DEVICES, resolve_device
 from common.errors import UserInputError
 from common.files import atomic_open, check_writable
+from common.text import align_columns
 from optimizer import baselines
 from optimizer.config import EvaluateConfig, apply_overrides, from_dict, load_file, to_dict
 from optimizer.env import EdgeEnv, ServiceCatalog
@@ -41,7 +41,8 @@ def format_table(results: dict[str, EvalResult]) -> str:
             verdict += f" (λ={res.extra['lambda']:.3g})"
         verdicts.append(verdict)
     rows.append(["delay <= limit"] + verdicts)
-    return tabulate(rows, headers=["metric"] + list(results), tablefmt="plain", disable_numparse=True)
+    rows.append(["allocation"] + [str(r.extra.get("allocation", "learned")) for r in results.values()])
+    return "\n".join(align_columns(["metric"] + list(results), rows, left=range(len(results) + 1)))
 
 
 def _write_results(path: Path, results: dict[str, EvalResult], cfg: EvaluateConfig, profiles: str) -> None:
@@ -87,7 +88,8 @@ def _load_config(config_path: str | None, overrides: list[str], checkpoint_env: 
 @click.option("--deployment", default="popularity", show_default=True,
               type=click.Choice(list(baselines.baseline_names("deployment"))), help="Deployment baseline.")
 @click.option("--allocation", default=None, type=click.Choice(list(baselines.baseline_names("allocation"))),
-              help="Allocation baseline [default: each user baseline's own: equal share, 'best' for lagrangian].")
+              help="Allocation baseline of the user baselines [default: each one's own: equal share, 'best' for "
+                   "lagrangian]; a --checkpoint policy keeps its own allocation.")
 @click.option("--profiles", default="data/profiles", show_default=True, metavar="DIR",
               help="Folder of profile tables with leakage (python cli.py profile / leakage).")
 @click.option("--synthetic-profiles", is_flag=True,

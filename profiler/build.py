@@ -160,12 +160,15 @@ def _structure(table: dict[str, Any]) -> tuple:
 
 
 def keep_leakage(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
-    """Carry leakage over from ``old`` if it profiles the same model with the same units (else drop it)."""
+    """Carry leakage (active set and history) over from ``old`` if it profiles the same model with the same
+    units (else drop it)."""
     if not old or _structure(old) != _structure(new) or len(old.get("splits", [])) != len(new["splits"]):
         return new
     for split, previous in zip(new["splits"], old["splits"]):
         split["leakage"] = previous.get("leakage")
     new["leakage_meta"] = old.get("leakage_meta")
+    if old.get("leakage_history"):
+        new["leakage_history"] = old["leakage_history"]   # earlier leakage sets (inversion.leakage_sets)
     return new
 
 

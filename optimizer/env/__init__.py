@@ -25,11 +25,13 @@ User layer (every slot):
                                             # .server_mask (B,K,J), .split_mask (B,K,Z)
 Allocation layer (every slot, after the user actions):
     ao = env.allocation_observation(server (B,K) long, split (B,K) long)   # .tokens (B,J,K,3), .assoc_mask
+                                            # (B,J,K), .server/.split (B,K): the choices being served
     res = env.step(server, split, compute_share (B,J,K), bandwidth_share (B,J,K))  -> StepResult
         # shares >= 0; unassociated users' shares ignored, sums > 1 rescaled to 1 (C5, C6);
         # f_{j,k} = share·f_j, B_{j,k} = share·B_j. res.user_reward (B,K) eq. 25, res.user_cost (B,K)
         # τ_k eq. 27, res.alloc_reward (B,J) eq. 26, res.dep_reward (B,J) eq. 24 (non-zero on the
         # slot closing a ΔT period or the episode), res.truncated (B,), res.served (B,K),
+        # res.timed_out (B,K) (deployed but τ^succ > τ_fail; neither served nor timed out = a miss),
         # res.metrics: one (B,) tensor per name of optimizer.env.metrics.SLOT_METRICS.
         # After the last slot (cfg.slots_per_episode) step raises until reset().
 
@@ -45,7 +47,10 @@ Details of the contract:
   ``env.server_bandwidth_hz`` (B,J), ``env.request_service``/``request_batch`` (B,K),
   ``env.last_request_slot`` (B,J,I); ``env.normalise_shares(share, assoc)`` applies C5–C6, and
   ``env.estimate_outcome(server (B,K,C), split (B,K,C), users_per_server (B,J), current_server=None)``
-  evaluates candidate choices under an equal share without stepping.
+  evaluates candidate choices under an equal share without stepping; ``env.outcome(server, split,
+  compute_share, bandwidth_share)`` gives what ``step`` would for given shares, and
+  ``env.request_loads(server, split)`` each user's load (D^in, D^U to download, Ω^E, D^up) and spectral
+  efficiencies at an equal share (``RequestLoads``), both without stepping.
 - A user fails on a miss (its service not hosted where it went) or a time-out (τ^succ > τ_fail): τ_k =
   τ_fail and R^fail (eq. 5, 25); what a failure costs in energy and privacy is defined in
   :mod:`optimizer.env.system_model`.

@@ -9,7 +9,7 @@ seed s is identical whatever B is and whichever device runs it (up to float roun
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 
@@ -22,6 +22,17 @@ from optimizer.env.metrics import slot_metrics
 from optimizer.env.observations import AllocObs, DeploymentObs, RequestLoads, StepResult, UserObs
 
 _RESET, _SLOT = 1, 2
+
+
+class _ChoiceRows(NamedTuple):
+    """Per choice: D^U(z), Ω^U, Ω^E, D^up, Lea, D_raw (the columns of ``_split_table``), and D^U not cached."""
+    device_param_bytes: torch.Tensor
+    device_work: torch.Tensor
+    server_work: torch.Tensor
+    uplink_bytes: torch.Tensor
+    leakage: torch.Tensor
+    raw_input_bytes: torch.Tensor
+    download_bytes: torch.Tensor
 
 
 class EdgeEnv:
@@ -258,7 +269,7 @@ class EdgeEnv:
         out, need_bytes, hosted = self._outcome(server, split, *self._user_shares(server, compute_share,
                                                                                    bandwidth_share))
         served = out.served
-        self._update_cache(service, need_bytes, served)
+        self._update_cache(service, need_bytes, hosted)     # a time-out downloaded its layers too
         # deployment bookkeeping: hits (eq. 22), requests per (server, service), recency for LRU
         self._period_hits += (assoc & hosted.unsqueeze(1)).sum(-1)
         req_index = server * I + service
@@ -288,6 +299,18 @@ class EdgeEnv:
         self._draw_slot()
         return result
 
+    def _held_bytes(self) -> torch.Tensor:
+        """(B, K): bytes of the requested service's parameters each user's cache holds."""
+        return self.cache_bytes.gather(2, self.request_service.unsqueeze(-1)).squeeze(-1)
+
+    def _choice_rows(self, service: torch.Tensor, split: torch.Tensor, held: torch.Tensor) -> _ChoiceRows:
+        """The profile rows of each (service, split) choice and what must be downloaded beyond the cache."""
+        Z = self.dims[4]
+        rows = self._split_table.index_select(0, (service * Z + split).reshape(-1)).view(*split.shape, 6)
+        need = rows[..., 0]
+        download = (need - held).clamp_min(0.0) if self.cfg.user_cache else need
+        return _ChoiceRows(*rows.unbind(-1), download_bytes=download)
+
     def _outcome(self, server: torch.Tensor, split: torch.Tensor, f_share: torch.Tensor,
                  b_share: torch.Tensor) -> tuple[sm.UserOutcome, torch.Tensor, torch.Tensor]:
         """Eq. 4–10 for choices of shape (B, K) or (B, K, C) (C candidates per user) given the user's
@@ -306,10 +329,8 @@ class EdgeEnv:
             gain = self.channel_gain.transpose(1, 2).gather(2, server)
         else:
             gain = self.channel_gain.gather(1, server.unsqueeze(1)).squeeze(1)
-        rows = self._split_table.index_select(0, (service * Z + split).reshape(-1)).view(*split.shape, 6)
-        need_bytes, dev_work, srv_work, up_bytes, leakage, raw_bytes = rows.unbind(-1)
-        held = per_user(self.cache_bytes.gather(2, self.request_service.unsqueeze(-1)).squeeze(-1))
-        download = (need_bytes - held).clamp_min(0.0) if self.cfg.user_cache else need_bytes
+        rows = self._choice_rows(service, split, per_user(self._held_bytes()))
+        need_bytes, dev_work, srv_work, up_bytes, leakage, raw_bytes, download = rows
         hosted = self.deployment.view(B, J * I).gather(1, (server * I + service).reshape(B, -1)).view_as(server)
         bandwidth = b_share * pick(self.server_bandwidth_hz)
         out = sm.user_outcome(
@@ -338,12 +359,7 @@ class EdgeEnv:
         """Each user's load on its server for choices (B, K), and the spectral efficiencies of its links
         at an equal share B_j / n_j of the server's bandwidth (the operating point of the closed-form
         allocation). Reads the current slot; changes nothing."""
-        B, J, K, I, Z = self.dims
-        service = self.request_service
-        rows = self._split_table.index_select(0, (service * Z + split).reshape(-1)).view(B, K, 6)
-        need_bytes, _, srv_work, up_bytes, _, _ = rows.unbind(-1)
-        held = self.cache_bytes.gather(2, service.unsqueeze(-1)).squeeze(-1)
-        download = (need_bytes - held).clamp_min(0.0) if self.cfg.user_cache else need_bytes
+        rows = self._choice_rows(self.request_service, split, self._held_bytes())
         n = self.association(server).sum(-1).clamp_min(1).float()                # (B, J)
         bandwidth = (self.server_bandwidth_hz / n).gather(1, server)
         gain = self.channel_gain.gather(1, server.unsqueeze(1)).squeeze(1)
@@ -351,8 +367,8 @@ class EdgeEnv:
         ones = torch.ones_like(bandwidth)
         down_se = channel.shannon_rate_bps(bandwidth, server_power, gain, self._noise) / bandwidth
         up_se = channel.shannon_rate_bps(bandwidth, self.user_power_w, gain, self._noise) / bandwidth
-        return RequestLoads(input_batch=self.request_batch.float(), download_bytes=download, server_work=srv_work,
-                            uplink_bytes=up_bytes, downlink_se=torch.where(bandwidth > 0, down_se, 0 * ones),
+        return RequestLoads(input_batch=self.request_batch.float(), download_bytes=rows.download_bytes,
+                            server_work=rows.server_work, uplink_bytes=rows.uplink_bytes, downlink_se=torch.where(bandwidth > 0, down_se, 0 * ones),
                             uplink_se=torch.where(bandwidth > 0, up_se, 0 * ones))
 
     def estimate_outcome(self, server: torch.Tensor, split: torch.Tensor, users_per_server: torch.Tensor,
@@ -367,16 +383,17 @@ class EdgeEnv:
         share = 1.0 / count.clamp_min(1.0)
         return self._outcome(server, split, share, share)[0]
 
-    def _update_cache(self, service: torch.Tensor, need_bytes: torch.Tensor, served: torch.Tensor) -> None:
-        """LRU cache of device-side parameters: a served user keeps max(held, D^U(z)) of its service,
-        then least recently used entries are evicted until Σ_i held ≤ user storage."""
+    def _update_cache(self, service: torch.Tensor, need_bytes: torch.Tensor, ran: torch.Tensor) -> None:
+        """LRU cache of device-side parameters: a user whose model ran (served or timed out) keeps
+        max(held, D^U(z)) of its service, then least recently used entries are evicted until
+        Σ_i held ≤ user storage."""
         if not self.cfg.user_cache:
             return
         idx = service.unsqueeze(-1)
         held = self.cache_bytes.gather(2, idx).squeeze(-1)
-        new = torch.where(served, torch.maximum(held, need_bytes), held)
+        new = torch.where(ran, torch.maximum(held, need_bytes), held)
         self.cache_bytes.scatter_(2, idx, new.unsqueeze(-1))
-        stamp = torch.where(served, torch.full_like(service, self.t),
+        stamp = torch.where(ran, torch.full_like(service, self.t),
                             self.cache_last_used.gather(2, idx).squeeze(-1))
         self.cache_last_used.scatter_(2, idx, stamp.unsqueeze(-1))
         over = self.cache_bytes.sum(-1) > self.user_storage_bytes

@@ -20,7 +20,7 @@ from optimizer.env import system_model as sm
 class Metric:
     name: str
     title: str          # column title on screen
-    definition: str     # one line for README's metric table and --help
+    definition: str     # one line, as in README's metric table (tests/test_metric_names.py)
 
 
 SLOT_METRICS = (

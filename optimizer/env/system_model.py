@@ -9,10 +9,12 @@ conventions"):
 - *served*: the requested model is deployed on the chosen server (x_{i,j}·y_{j,k} = 1) and τ^succ ≤ τ_fail;
   delay τ^succ, charged its energy e_k and privacy cost C^priv_k, reward eq. 25.
 - *timed out*: deployed, but τ^succ > τ_fail (slow link, a zero share). The user stops waiting, so its
-  delay is τ_fail; the device has still run its layers and sent the feature, so it is charged the
-  energy and privacy of its action (upload energy counted for at most τ_fail of transmission) and its
-  reward is R^fail minus those costs. With R^fail ≤ −μ3(τ_fail − τ̄) a time-out never earns more than
-  the same action finishing late: failing never pays.
+  delay is τ_fail. It is charged its whole action: the device commits to downloading and running its
+  layers and sending the feature when it acts, so it pays their energy (upload energy for at most τ_fail
+  of transmission) and privacy, even when τ_fail passes during the download (most of Local-Only's
+  time-outs). Charging only the part done before τ_fail would make a stalled download free, so slowing
+  down would pay. Its reward is R^fail minus those costs; with R^fail ≤ −μ3(τ_fail − τ̄) a time-out never
+  earns more than the same action finishing late: failing never pays.
 - *missed*: the model is not deployed there; nothing runs. Delay τ_fail, no energy or privacy, reward R^fail.
 """
 

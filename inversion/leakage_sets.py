@@ -1,0 +1,112 @@
+"""Leakage sets in a profile table: the active set the optimizer reads, and every other set ever measured.
+
+A *set* is the leakage of a model's split points measured under one set of settings (one
+``settings_key``). A profile table holds:
+
+* the **active set**: ``splits[z]["leakage"]`` for every z and ``leakage_meta`` (its settings, floor,
+  convergence, monotonicity check). This is what ``evaluate`` and ``train`` read.
+* ``leakage_history``: a list of other sets, newest first, each ``{"status", "meta", "splits",
+  "moved"}`` with ``splits = {"z": leakage}``. ``status`` is ``"partial"`` (a run under other settings
+  that has not measured every split yet) or ``"replaced"`` (a set that was active until another set
+  took its place).
+
+Rules (no measured value is ever dropped):
+
+1. A run whose settings equal the active set's writes its splits into the active set; other splits
+   keep their values.
+2. A run under other settings writes into its own ``partial`` history entry, leaving the active set
+   untouched, until it has measured every split 1..L−1; then it becomes active and the set it replaces
+   moves to the history (``replaced``). ``--force`` makes it active at once. A table with no measured
+   active value switches at once (nothing to keep).
+3. A rerun finds its finished splits in the table itself (active, partial or replaced set), so
+   resuming needs no results folder; the history entry it started from is then folded into its set.
+
+Restore an older set by hand: copy its ``splits`` back into ``splits[z]["leakage"]`` and its ``meta``
+into ``leakage_meta`` (or rerun ``leakage`` with its settings, which resumes from it).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+HISTORY = "leakage_history"
+PARTIAL, REPLACED = "partial", "replaced"
+
+
+def active_key(table: dict[str, Any]) -> str | None:
+    meta = table.get("leakage_meta") or {}
+    return meta.get("settings_key")
+
+
+def measured_splits(table: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """Active measured entries ``{z: leakage}`` (boundary conventions excluded)."""
+    return {z: s["leakage"] for z, s in enumerate(table["splits"])
+            if isinstance(s.get("leakage"), dict) and s["leakage"].get("measured")}
+
+
+def history(table: dict[str, Any]) -> list[dict[str, Any]]:
+    value = table.get(HISTORY)
+    return value if isinstance(value, list) else []
+
+
+def find_set(table: dict[str, Any], key: str) -> tuple[str, dict[int, dict[str, Any]], dict[str, Any]] | None:
+    """Where a set with ``key`` lives in the table (``"active"``, ``"partial"`` or ``"replaced"``), its
+    entries and its meta; the active set first, then the newest history entry."""
+    if active_key(table) == key:
+        return "active", measured_splits(table), table.get("leakage_meta") or {}
+    for entry in history(table):
+        if entry.get("meta", {}).get("settings_key") == key:
+            return (str(entry.get("status")), {int(z): v for z, v in entry.get("splits", {}).items()},
+                    entry.get("meta") or {})
+    return None
+
+
+def _without_key(entries: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """History without the sets of ``key``: a run under ``key`` started from them, so it holds their values."""
+    return [e for e in entries if e.get("meta", {}).get("settings_key") != key]
+
+
+def _active_as_history(table: dict[str, Any], now: str) -> dict[str, Any] | None:
+    measured = measured_splits(table)
+    if not measured:
+        return None
+    return {"status": REPLACED, "moved": now, "meta": table.get("leakage_meta"),
+            "splits": {str(z): measured[z] for z in sorted(measured)}}
+
+
+def place_set(table: dict[str, Any], key: str, meta: dict[str, Any], entries: dict[int, dict[str, Any]],
+              boundary: dict[int, dict[str, Any]], complete: bool, force: bool, now: str
+              ) -> tuple[dict[str, Any], str]:
+    """A copy of ``table`` holding the set ``entries`` (``{z: leakage}``) under the rules above.
+
+    Returns the new table and where the set went: ``"active"`` or ``"partial"``.
+    """
+    table = copy.deepcopy(table)
+    num_units = len(table["units"])
+    past = history(table)
+    same = active_key(table) == key
+    if same or complete or force or not measured_splits(table):
+        if not same:
+            moved = _active_as_history(table, now)
+            past = _without_key(past, key)
+            if moved is not None:
+                past = [moved, *past]
+            for z in range(1, num_units):
+                table["splits"][z]["leakage"] = None
+        for z in (0, num_units):
+            table["splits"][z]["leakage"] = boundary[z]
+        for z, leak in entries.items():
+            table["splits"][z]["leakage"] = leak
+        table["leakage_meta"] = meta
+        where = "active"
+    else:
+        partial = {"status": PARTIAL, "moved": now, "meta": meta,
+                   "splits": {str(z): entries[z] for z in sorted(entries)}}
+        past = [partial, *_without_key(past, key)]
+        where = PARTIAL
+    if past:
+        table[HISTORY] = past
+    else:
+        table.pop(HISTORY, None)
+    return table, where
