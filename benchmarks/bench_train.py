@@ -2,13 +2,14 @@
 
     python benchmarks/bench_train.py --iterations 20 --seeds 0,1,2 [--synthetic-profiles] \
         [--algos hc-mappo-l,h-mappo,...] [--runs hc-mappo-l:0,h-mappo:1] [--no-baselines] \
-        [--num-envs 1] [--eval-episodes 10] [--out results/train]
+        [--num-envs 4] [--preset default|paper] [--eval-episodes 10] [--out results/train]
 
 For each (algorithm, seed): train with ``optimizer.algos.runner.train_run`` (run directory kept
 under OUT/runs, resumed if it holds a checkpoint), record env slots/s during rollouts and wall time
-per iteration (medians over the iterations), then evaluate the trained policies greedily on fresh
-evaluation seeds with ``optimizer.evaluate.run_episodes``; the heuristic baselines (Random, Greedy,
-Lagrangian) run on the same evaluation seeds. Each result is one file OUT/rows/NAME-sSEED.json, and
+per iteration (medians over the iterations), then evaluate the trained policies on fresh evaluation
+seeds with ``optimizer.evaluate.run_episodes``: every layer greedy (the row's metrics), and once more with
+users and deployment sampling their trained stochastic policies from seeded generators (``sampled_*``); the
+heuristic baselines (Local-Only, Edge-Only, Random, Greedy, Lagrangian) run on the same evaluation seeds. Each result is one file OUT/rows/NAME-sSEED.json, and
 OUT/summary.json, OUT/summary.csv and OUT/convergence.png are rebuilt from all the rows there, so
 several processes (one per core, disjoint ``--runs``) can fill one OUT. Every figure states the
 iterations actually run; nothing is extrapolated.
@@ -19,6 +20,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
+import os
 import platform
 import statistics
 import sys
@@ -32,15 +35,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common.errors import UserInputError  # noqa: E402
 from optimizer.algos.ablations import ALGORITHMS  # noqa: E402
-from optimizer.algos.config import TrainConfig  # noqa: E402
+from optimizer.algos.config import TrainConfig, preset  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from optimizer.algos.runner import SYNTHETIC, load_catalog, train_run  # noqa: E402
 from optimizer.config import EnvConfig  # noqa: E402
 from optimizer.env import EdgeEnv  # noqa: E402
-from optimizer.evaluate import METRICS, evaluate_baseline, run_episodes  # noqa: E402
+from optimizer.env.metrics import METRIC_NAMES as METRICS  # noqa: E402
+from optimizer.evaluate import evaluate_baseline, run_episodes  # noqa: E402
 from optimizer.algos.trained import load_policies  # noqa: E402
 
 EVAL_SEED = 777          # evaluation episodes: never used in training (training seeds start at 5e8)
-BASELINES = ("random", "greedy", "lagrangian")
+BASELINES = ("local-only", "edge-only", "random", "greedy", "lagrangian")
 
 
 def _mean_ci(values: list[float]) -> tuple[float, float]:
@@ -57,10 +62,11 @@ def main() -> None:
     parser.add_argument("--runs", default=None, metavar="ALGO:SEED,...",
                         help="train only these (algorithm, seed) pairs instead of --algos × --seeds")
     parser.add_argument("--no-baselines", action="store_true", help="skip the heuristic baselines")
+    parser.add_argument("--baselines-only", action="store_true", help="train nothing, run the baselines")
     parser.add_argument("--summarise", action="store_true",
                         help="only rebuild OUT/summary.* and OUT/convergence.png from OUT/rows")
     parser.add_argument("--iterations", type=int, default=20)
-    parser.add_argument("--num-envs", type=int, default=1)
+    parser.add_argument("--num-envs", type=int, default=TrainConfig.num_envs)
     parser.add_argument("--profiles", default="data/profiles")
     parser.add_argument("--synthetic-profiles", action="store_true")
     parser.add_argument("--eval-episodes", type=int, default=10)
@@ -68,6 +74,9 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="results/train")
+    parser.add_argument("--throughput-iterations", type=int, default=6,
+                        help="iterations timed per --throughput entry (the first is not counted)")
+    parser.add_argument("--preset", default="default", help="TrainConfig preset (default | paper)")
     parser.add_argument("--throughput", default=None, metavar="B1,B2,...",
                         help="only measure HC-MAPPO-L speed for these num_envs "
                              "(4 iterations each, the first not counted)")
@@ -88,6 +97,8 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     algos = args.algos.split(",")
     jobs = parse_runs(args.runs) if args.runs else [(a, sd) for a in algos for sd in seeds]
+    if args.baselines_only:
+        jobs = []
     unknown = sorted({a for a, _ in jobs} - set(ALGORITHMS))
     if unknown:
         raise UserInputError(f"unknown algorithm {', '.join(unknown)} (allowed: {', '.join(ALGORITHMS)})")
@@ -95,8 +106,9 @@ def main() -> None:
     rows_dir = out / "rows"
     rows_dir.mkdir(exist_ok=True)
     for algo, seed in jobs:
-        cfg = TrainConfig(algo=algo, iterations=args.iterations, num_envs=args.num_envs, seed=seed,
-                          device=args.device, precision=args.precision, tensorboard=False)
+        cfg = TrainConfig(**{**preset(args.preset), "algo": algo, "iterations": args.iterations,
+                             "num_envs": args.num_envs, "seed": seed, "device": args.device,
+                             "precision": args.precision, "tensorboard": False})
         run_dir = out / "runs" / f"{algo}-s{seed}"
         result = train_run(cfg, env_cfg, profiles, run_dir, resume=(run_dir / "checkpoint.pt").exists(),
                            progress=True)
@@ -104,12 +116,15 @@ def main() -> None:
         dep, usr, alloc, _ = load_policies(run_dir, device=args.device)
         env = EdgeEnv(env_cfg, catalog, num_envs=min(args.eval_episodes, 5), device=args.device, seed=0)
         evaluation = run_episodes(env, dep, usr, alloc, args.eval_episodes, seed=EVAL_SEED + seed)
+        s_dep, s_usr, _, _ = load_policies(run_dir, device=args.device, sample_users=True, sample_deployment=True)
+        sampled = run_episodes(env, s_dep, s_usr, alloc, args.eval_episodes, seed=EVAL_SEED + seed)
         row = {"policy": algo, "seed": seed, "iterations": result.iterations,
                "env_slots_per_s": statistics.median(h["env_slots_per_s"] for h in history),
                "iteration_s": statistics.median(h["iteration_s"] for h in history),
                "final_lambda": history[-1]["lambda"]}
         row.update({m: float(evaluation.samples[m].mean()) for m in METRICS})
-        row.update({f"train_{m}": history[-1][m] for m in METRICS})
+        row.update({f"sampled_{m}": float(sampled.samples[m].mean()) for m in METRICS})
+        row.update({f"train_{m}": history[-1].get(m, float("nan")) for m in METRICS})
         _save_row(rows_dir, row)
         _write(out, meta_of(args, profiles, seeds, started), env_cfg)
     for name in () if args.no_baselines else BASELINES:
@@ -141,8 +156,9 @@ def _save_row(rows_dir: Path, row: dict) -> None:
 
 
 def throughput(args) -> None:
-    """Env slots/s during rollouts and wall time per iteration (medians of iterations 2–4; the first
-    includes warm-up) of HC-MAPPO-L at the default configuration, per num_envs."""
+    """Env slots/s during rollouts, wall time per phase and per iteration (medians of iterations 2…N;
+    the first includes warm-up) and FLOPs of one iteration (torch FlopCounterMode: 2 per multiply-add)
+    of HC-MAPPO-L at a preset, per num_envs."""
     from optimizer.algos.hc_mappo_l import Trainer
 
     profiles = SYNTHETIC if args.synthetic_profiles else args.profiles
@@ -150,21 +166,27 @@ def throughput(args) -> None:
     catalog = load_catalog(profiles, env_cfg)
     results = []
     for num_envs in (int(b) for b in args.throughput.split(",")):
-        trainer = Trainer(TrainConfig(num_envs=num_envs, device=args.device, precision=args.precision,
-                                      tensorboard=False), env_cfg, catalog)
-        stats = [trainer.train_iteration() for _ in range(4)][1:]
-        row = {"num_envs": num_envs, "slots_per_iteration": num_envs * env_cfg.slots_per_episode,
+        trainer = Trainer(TrainConfig(**{**preset(args.preset), "num_envs": num_envs, "device": args.device,
+                                         "precision": args.precision, "tensorboard": False}), env_cfg, catalog)
+        stats = [trainer.train_iteration() for _ in range(args.throughput_iterations)][1:]
+        with FlopCounterMode(display=False) as flops:
+            trainer.train_iteration()
+        row = {"num_envs": num_envs, "slots_per_iteration": num_envs * trainer.slots,
                "precision": "bf16" if trainer.bf16 else "fp32", "threads": torch.get_num_threads()}
         for key in ("env_slots_per_s", "rollout_s", "update_s", "user_update_s", "alloc_update_s",
                     "dep_update_s", "iteration_s"):
-            row[key] = statistics.median(s[key] for s in stats)
+            row[key] = statistics.median(s.get(key, 0.0) for s in stats)
+        row["gflop_per_iteration"] = flops.get_total_flops() / 1e9
+        row["minutes_per_1000_iterations"] = row["iteration_s"] * 1000 / 60
         results.append(row)
         print(json.dumps(row), flush=True)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv), "profiles": profiles,
+            "load_average": os.getloadavg(),
             "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {args.device}"}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"throughput-{results[0]['precision']}-{results[0]['threads']}t.json" if results else "throughput.json"
+    name = (f"throughput-{args.preset}-{results[0]['precision']}-{results[0]['threads']}t.json" if results
+            else "throughput.json")
     (out / name).write_text(json.dumps({"meta": meta, "rows": results}, indent=1))
 
 
@@ -173,7 +195,8 @@ def meta_of(args, profiles: str, seeds: list[int], started: str) -> dict:
             "command": " ".join(sys.argv), "profiles": profiles, "synthetic": profiles == SYNTHETIC,
             "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {args.device}",
             "iterations": args.iterations, "num_envs": args.num_envs, "seeds": seeds,
-            "eval_episodes": args.eval_episodes, "eval_seed": EVAL_SEED, "env": "EnvConfig() defaults"}
+            "eval_episodes": args.eval_episodes, "eval_seed": EVAL_SEED, "env": "EnvConfig() defaults",
+            "preset": args.preset}
 
 
 def _write(out: Path, meta: dict, env_cfg: EnvConfig) -> None:
@@ -213,13 +236,19 @@ def _write(out: Path, meta: dict, env_cfg: EnvConfig) -> None:
 
 
 def _table(summary: dict, limit: float) -> str:
-    head = "| policy | delay (s) | energy (J) | privacy | success | user cost | cost per served user | delay ≤ τ̄ |"
-    lines = [head, "|" + "---|" * 8]
+    columns = ("delay_s", "delay_p95_s", "timeout_rate", "energy_j", "privacy_cost", "split_depth", "user_cost")
+    head = ("| policy | runs | delay (s) | p95 (s) | time-out | energy (J) | privacy | z/L | user cost | "
+            "delay ≤ τ̄ |")
+    lines = [head, "|" + "---|" * 10]
+
+    def cell(value: tuple[float, float]) -> str:
+        mean, ci = value
+        return f"{mean:.3g} ± {ci:.2g}" if math.isfinite(ci) else f"{mean:.3g} ± n/a"
+
     for name, s in summary.items():
-        cells = [f"{s[m][0]:.3g} ± {s[m][1]:.2g}" for m in ("delay_s", "energy_j", "privacy_cost",
-                                                            "success_rate", "user_cost",
-                                                            "served_user_cost")]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {'yes' if s['delay_s'][0] <= limit else 'no'} |")
+        cells = [cell(s[m]) for m in columns]
+        lines.append(f"| {name} | {s['runs']} | " + " | ".join(cells)
+                     + f" | {'yes' if s['delay_s'][0] <= limit else 'no'} |")
     return "\n".join(lines)
 
 

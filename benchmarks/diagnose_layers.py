@@ -26,7 +26,7 @@ from common.errors import UserInputError  # noqa: E402
 from optimizer import baselines  # noqa: E402
 from optimizer.algos.runner import load_catalog  # noqa: E402
 from optimizer.env import EdgeEnv  # noqa: E402
-from optimizer.evaluate import METRICS  # noqa: E402
+from optimizer.env.metrics import SLOT_METRIC_NAMES as METRICS  # noqa: E402
 from optimizer.algos.trained import load_policies  # noqa: E402
 
 
@@ -68,9 +68,12 @@ def main() -> None:
     for run in args.runs:
         dep, usr, alloc, env_cfg = load_policies(run)
         env = EdgeEnv(env_cfg, load_catalog(args.profiles, env_cfg), num_envs=args.episodes, seed=0)
-        popularity, equal = baselines.PopularityDeployment(), baselines.EqualShare()
+        popularity, equal, sqrt = baselines.PopularityDeployment(), baselines.EqualShare(), baselines.SqrtShare()
+        edge = baselines.EdgeOnly()
         combos = {"learned deployment, users, allocation": (dep, usr, alloc),
                   "learned deployment, users + equal share": (dep, usr, equal),
+                  "learned deployment, users + square-root share": (dep, usr, sqrt),
+                  "learned deployment + Edge-Only users + learned allocation": (dep, edge, alloc),
                   "popularity + learned users, allocation": (popularity, usr, alloc),
                   "popularity + learned users + equal share": (popularity, usr, equal),
                   "popularity + random users + equal share": (popularity, baselines.RandomUser(0), equal)}

@@ -8,17 +8,17 @@ import torch
 from common.files import check_writable
 from common.precision import PRECISIONS
 from optimizer.algos.ablations import ALGORITHMS
-from optimizer.algos.config import TrainConfig
+from optimizer.algos.config import PRESETS, TrainConfig, preset
 from optimizer.algos.hc_mappo_l import TrainingDiverged
 from optimizer.algos.runner import SYNTHETIC, RunResult, train_run
 from optimizer.config import EnvConfig, apply_overrides, from_dict
 
 
-def build_configs(overrides: tuple[str, ...], **flags) -> tuple[TrainConfig, EnvConfig]:
-    """``--set env.a.b=v`` goes to the EnvConfig, ``--set key=v`` to the TrainConfig; flags win."""
+def build_configs(overrides: tuple[str, ...], preset_name: str = "default", **flags) -> tuple[TrainConfig, EnvConfig]:
+    """Preset, then ``--set env.a.b=v`` (EnvConfig) and ``--set key=v`` (TrainConfig); flags win."""
     data = apply_overrides({}, overrides)
     env_cfg = from_dict(EnvConfig, data.pop("env", {}), prefix="env.")
-    train = from_dict(TrainConfig, data)
+    train = from_dict(TrainConfig, {**preset(preset_name), **data})
     for key, value in flags.items():
         if value is not None:
             setattr(train, key, value)
@@ -33,7 +33,8 @@ def build_configs(overrides: tuple[str, ...], **flags) -> tuple[TrainConfig, Env
 @click.option("--synthetic-profiles", is_flag=True,
               help="Use the built-in SYNTHETIC tables instead of --profiles (not measurements).")
 @click.option("--iterations", type=int, default=None, help="Training iterations [1000].")
-@click.option("--num-envs", type=int, default=None, help="Batched env copies = episodes per iteration [1].")
+@click.option("--num-envs", type=int, default=None, help="Batched env copies [4]; each runs rollout_slots slots "
+              "per iteration.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of networks, sampling and episodes [0].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
@@ -41,6 +42,11 @@ def build_configs(overrides: tuple[str, ...], **flags) -> tuple[TrainConfig, Env
                    "has it (weights, gradients and losses stay float32) [auto].")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="torch CPU threads (more is often slower for these small tensors on a busy machine).")
+@click.option("--preset", "preset_name", type=click.Choice(list(PRESETS)), default="default", show_default=True,
+              help="paper: the paper's choices (one γ, GRU deployment with eq. 24, attention allocation, "
+                   "dual ascent in seconds); default: ours (README, departures from the paper).")
+@click.option("--warm-start", is_flag=True, default=None,
+              help="Clone the users from the calibrated Lagrangian heuristic before PPO (off by default).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a TrainConfig field (lr=1e-3) or an env field (env.num_users=20).")
 @click.option("--out", default=None, help="Run directory [runs/ALGO-sSEED]: config.json, metrics.csv, tb/, "
@@ -48,12 +54,12 @@ def build_configs(overrides: tuple[str, ...], **flags) -> tuple[TrainConfig, Env
 @click.option("--resume", is_flag=True, help="Continue the run in --out (only --iterations may change). The first "
               "Ctrl-C finishes the iteration, saves and exits 130; --resume then continues exactly.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(algo, profiles, synthetic_profiles, iterations, num_envs, seed, device, precision, threads, overrides,
-          out, resume, quiet):
+def train(algo, profiles, synthetic_profiles, iterations, num_envs, seed, device, precision, threads, preset_name,
+          warm_start, overrides, out, resume, quiet):
     """Train the three policy layers (deployment, users, allocation) under the delay limit τ̄."""
     torch.set_num_threads(threads)
-    cfg, env_cfg = build_configs(overrides, algo=algo, iterations=iterations, num_envs=num_envs,
-                                 seed=seed, device=device, precision=precision)
+    cfg, env_cfg = build_configs(overrides, preset_name, warm_start=warm_start, algo=algo, iterations=iterations,
+                                 num_envs=num_envs, seed=seed, device=device, precision=precision)
     source = SYNTHETIC if synthetic_profiles else profiles
     out = out or f"runs/{cfg.algo}-s{cfg.seed}"
     check_writable(out, "--out", folder=True)  # before the catalog is built and the first iteration runs

@@ -102,3 +102,33 @@ def test_ppo_losses_check_shapes_and_clip():
     assert info["clip_frac"] == pytest.approx(0.5)
     order = torch.cat(list(ppo.minibatches(10, 3, torch.Generator().manual_seed(0))))
     assert sorted(order.tolist()) == list(range(10))
+
+
+def _closed_loop(multiplier, iterations=400, limit=3.0):
+    """A policy whose mean delay follows f(λ) = 2 + 4 / (1 + 2λ) with a lag (feasible: f(1.5) = τ̄ = 3)."""
+    delay, values = 6.0, []
+    for _ in range(iterations):
+        delay += 0.3 * (2.0 + 4.0 / (1.0 + 2.0 * multiplier.value) - delay)
+        values.append(multiplier.update(delay, limit))
+    return delay, values
+
+
+def test_pid_lambda_settles_on_a_feasible_case():
+    pid = PIDLagrangeMultiplier(value=0.01, kp=1.0, ki=0.05, kd=0.0, upper=100.0, normalised=True)
+    delay, values = _closed_loop(pid)
+    assert delay == pytest.approx(3.0, abs=0.05)                    # the limit is met, not overshot far
+    assert max(values[-50:]) - min(values[-50:]) < 0.05               # λ settled ...
+    assert values[-1] == pytest.approx(1.5, abs=0.15)                 # ... near the λ* that meets τ̄
+    assert max(values) < 3.0                                          # and never wound up
+
+
+def test_pid_integral_cannot_wind_below_zero_or_above_the_cap():
+    pid = PIDLagrangeMultiplier(value=0.5, kp=1.0, ki=0.5, kd=0.0, upper=2.0, normalised=True)
+    for _ in range(50):
+        pid.update(0.0, 3.0)                                          # far inside the limit
+    assert pid.integral == 0.0 and pid.value == 0.0
+    pid.update(6.0, 3.0)                                              # one violation reacts at once
+    assert pid.value == pytest.approx(1.0 + 0.5)                      # k_p e + k_i e, not a buried integral
+    for _ in range(50):
+        pid.update(1e6, 3.0)
+    assert pid.integral == 2.0 and pid.value == 2.0

@@ -12,7 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from optimizer.algos.config import TrainConfig
+from optimizer.algos.config import TrainConfig, preset
 from optimizer.algos.hc_mappo_l import Trainer
 from optimizer.algos.rollout import collect
 from optimizer.algos.runner import load_catalog, train_run
@@ -33,7 +33,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 SMALL = dict(hidden_user=16, hidden_deployment=16, hidden_allocation=16, embedding_dim=4, ppo_epochs=2,
-             num_minibatches=2, tensorboard=False)
+             num_minibatches=2, rollout_slots=2, tensorboard=False)   # 3 iterations per 6-slot episode
 
 
 def _env_cfg(**kw) -> EnvConfig:
@@ -48,29 +48,26 @@ def _trainer(algo="hc-mappo-l", **kw) -> Trainer:
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_first_epoch_ratio_is_one_for_all_three_layers(precision):
-    trainer = _trainer(deployment_stop_action=True, precision=precision)
+@pytest.mark.parametrize("preset_name", ["default", "paper"])
+def test_first_epoch_ratio_is_one_for_all_three_layers(precision, preset_name):
+    overrides = {**preset(preset_name), **SMALL}
+    trainer = _trainer(deployment_stop_action=True, precision=precision, **overrides)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         _check_ratios(trainer)
 
 
 def _check_ratios(trainer):
-    rollout = collect(trainer.env, trainer.agents, trainer.norms, seed=11)
+    rollout = collect(trainer.env, trainer.agents, trainer.norms, trainer.slots)
     a = trainer.agents
-    u = rollout.user
-    logp, _ = a.user_actor.evaluate(u.local, u.server_mask, u.split_mask, u.server, u.split)
-    assert (logp - u.logp).abs().max() < 1e-5
-    al = rollout.alloc
-    logp, _ = a.alloc_actor.evaluate(al.tokens, al.assoc, al.shares)
-    assert (logp - al.logp).abs().max() < 1e-5
-    d = rollout.dep
-    D, B, J = d.logp.shape
-    flat = lambda x: x.reshape(D * B * J, *x.shape[3:])
-    prev = d.prev_deployment.unsqueeze(2).expand(D, B, J, -1).reshape(D * B * J, -1)
-    logp, _, _ = a.deployment.evaluate(flat(d.demand), prev, flat(d.storage), trainer.env.catalog.model_bytes,
-                                       flat(d.actions), flat(d.step_masks), flat(d.active))
-    assert (logp - flat(d.logp)).abs().max() < 1e-5
-    assert d.active.any()                      # the deployment layer really decided something
+    layers = [(a.user_layer, rollout.user, 2), (a.allocation, rollout.alloc, 1),
+              (a.deployment_layer, rollout.dep, 1)]
+    for layer, traj, critics in layers:
+        zeros = torch.zeros_like(traj.reward)
+        targets = [torch.zeros_like(traj.reward)] * critics
+        samples = layer.samples(traj, zeros, *targets)
+        out = layer.forward(samples)
+        assert (out.logp - samples["logp_old"]).abs().max() < 1e-5
+    assert rollout.dep.active.any()            # the deployment layer really decided something
     # and the trainer's own first minibatch agrees
     stats = trainer.train_iteration()
     for layer in ("user", "alloc", "dep"):
@@ -79,11 +76,13 @@ def _check_ratios(trainer):
 
 def test_rollout_actions_are_valid_and_deployments_fit():
     trainer = _trainer()
-    rollout = collect(trainer.env, trainer.agents, trainer.norms, seed=5)
+    rollout = collect(trainer.env, trainer.agents, trainer.norms, trainer.slots)
     u = rollout.user
     assert u.server_mask.gather(-1, u.server.unsqueeze(-1)).all()
     assert u.split_mask.gather(-1, u.split.unsqueeze(-1)).all()
     assert torch.isfinite(rollout.alloc.logp).all() and torch.isfinite(rollout.dep.logp).all()
+    used = (rollout.dep.deployment * trainer.env.catalog.model_bytes).sum(-1)
+    assert (used <= rollout.dep.storage).all()
 
 
 def _comparable(rows):

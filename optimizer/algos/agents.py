@@ -11,9 +11,12 @@ from torch import nn
 
 from optimizer.algos.ablations import AlgoSpec, heuristic_allocation, heuristic_deployment
 from optimizer.algos.config import TrainConfig
+from optimizer.algos.layers import OWN_DEVICE_FEATURES, AllocationLayer, UserLayer, deployment_layer
 from optimizer.algos.normalisers import RunningMeanStd
 from optimizer.policies.allocation import AllocationActor, AllocationCritic
+from optimizer.policies.allocation_correction import SqrtCorrectionActor
 from optimizer.policies.deployment import DeploymentActorCritic
+from optimizer.policies.deployment_in_turn import InTurnDeployment
 from optimizer.policies.user import UserActor, UserCritics
 
 
@@ -29,20 +32,19 @@ class EnvDims:
     global_dim: int        # 2K + J·I of eq. 17
     max_input_size: int    # highest D^in
     shared_cols: tuple[int, int] | None   # columns of the local obs equal for all users (vec(X))
+    channel_cols: tuple[int, int] | None = None   # the J channel features of the local obs
 
     @classmethod
-    def from_env(cls, env) -> "EnvDims":
-        """Read the sizes off a fresh observation; vec(X) sits after one-hot(i) and one-hot(D^in)
-        in the env's documented layout of eq. 16 — checked here against the env's deployment."""
+    def from_env(cls, env, observe_own: bool = False) -> "EnvDims":
+        """Sizes from the env; vec(X) and channel columns of the user observation from its published
+        layout; the user's own features (Z + 4 columns, :func:`layers.own_features`) come after it."""
         B, J, K, I, Z = env.dims
-        low, high = env.cfg.input_batch
-        uo = env.user_observation()
-        start = I + (high - low + 1)
-        cols = (start, start + J * I)
-        vec_x = env.deployment.reshape(B, 1, J * I).float().expand(B, K, J * I)
-        if uo.local.shape[-1] < cols[1] or not torch.equal(uo.local[..., cols[0]:cols[1]], vec_x):
-            cols = None                                   # layout differs: plain linear layers
-        return cls(J, K, I, Z, uo.local.shape[-1], uo.glob.shape[-1], high, cols)
+        layout = env.user_local_layout
+        glob_dim = 2 * K + J * I
+        cols = (layout.deployment.start, layout.deployment.stop)
+        channel = (layout.channel.start, layout.channel.stop) if layout.channel is not None else None
+        width = layout.width + (Z + OWN_DEVICE_FEATURES if observe_own else 0)
+        return cls(J, K, I, Z, width, glob_dim, env.cfg.input_batch[1], cols, channel)
 
 
 @dataclass
@@ -51,11 +53,14 @@ class Agents:
 
     user_actor: UserActor
     user_critics: UserCritics
-    deployment: DeploymentActorCritic | None
-    alloc_actor: AllocationActor | None
+    deployment: InTurnDeployment | DeploymentActorCritic | None
+    alloc_actor: SqrtCorrectionActor | AllocationActor | None
     alloc_critic: AllocationCritic | None
     heuristic_deployment: Any = None
     heuristic_allocation: Any = None
+    user_layer: UserLayer | None = None          # the trainer's view of each learned layer
+    allocation: AllocationLayer | None = None
+    deployment_layer: Any = None
 
     def modules(self) -> dict[str, nn.Module]:
         named = {"user_actor": self.user_actor, "user_critics": self.user_critics,
@@ -64,22 +69,17 @@ class Agents:
         return {k: v for k, v in named.items() if v is not None}
 
 
-def build_agents(spec: AlgoSpec, cfg: TrainConfig, dims: EnvDims, device: torch.device) -> Agents:
+def build_agents(spec: AlgoSpec, cfg: TrainConfig, dims: EnvDims, device: torch.device,
+                 model_bytes: torch.Tensor | None = None) -> Agents:
     """Same sizes for every algorithm; only the critics' inputs and the learned layers differ."""
     central = spec.centralised_critics
     agents = Agents(
         user_actor=UserActor(dims.local_dim, dims.num_servers, dims.num_splits, cfg.hidden_user,
-                             dims.shared_cols),
+                             dims.shared_cols, dims.channel_cols if cfg.user_server_scoring else None),
         user_critics=UserCritics(dims.local_dim, dims.global_dim, cfg.hidden_user, central,
                                  dims.shared_cols),
-        deployment=(DeploymentActorCritic(dims.num_services, dims.num_servers, cfg.hidden_deployment,
-                                          cfg.deployment_stop_action, centralised=central,
-                                          observe_previous=cfg.deployment_observes_previous)
-                    if spec.learned_deployment else None),
-        alloc_actor=(AllocationActor(dims.num_services, dims.max_input_size, dims.num_splits,
-                                     cfg.hidden_allocation, cfg.embedding_dim,
-                                     cfg.allocation_init_concentration)
-                     if spec.learned_allocation else None),
+        deployment=_deployment(cfg, dims, central) if spec.learned_deployment else None,
+        alloc_actor=_allocation(cfg, dims) if spec.learned_allocation else None,
         alloc_critic=(AllocationCritic(dims.num_services, dims.max_input_size, dims.num_splits,
                                        cfg.hidden_allocation, cfg.embedding_dim, centralised=central)
                       if spec.learned_allocation else None),
@@ -88,7 +88,28 @@ def build_agents(spec: AlgoSpec, cfg: TrainConfig, dims: EnvDims, device: torch.
     )
     for module in agents.modules().values():
         module.to(device)
+    agents.user_layer = UserLayer(agents.user_actor, agents.user_critics, cfg.user_observes_own_device)
+    if agents.alloc_actor is not None:
+        agents.allocation = AllocationLayer(agents.alloc_actor, agents.alloc_critic, dims.num_services,
+                                            dims.max_input_size, dims.num_splits)
+    agents.deployment_layer = deployment_layer(agents.deployment, model_bytes)
     return agents
+
+
+def _deployment(cfg: TrainConfig, dims: EnvDims, central: bool) -> nn.Module:
+    if cfg.deployment_policy == "in-turn":
+        return InTurnDeployment(dims.num_services, dims.num_servers, cfg.hidden_deployment, centralised=central)
+    return DeploymentActorCritic(dims.num_services, dims.num_servers, cfg.hidden_deployment,
+                                 cfg.deployment_stop_action, centralised=central,
+                                 observe_previous=cfg.deployment_observes_previous)
+
+
+def _allocation(cfg: TrainConfig, dims: EnvDims) -> nn.Module:
+    if cfg.allocation_policy == "sqrt-correction":
+        return SqrtCorrectionActor(dims.num_services, dims.max_input_size, dims.num_splits,
+                                   cfg.hidden_allocation, cfg.embedding_dim, cfg.allocation_correction_bound)
+    return AllocationActor(dims.num_services, dims.max_input_size, dims.num_splits, cfg.hidden_allocation,
+                           cfg.embedding_dim, cfg.allocation_init_concentration)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from common.files import atomic_open
 
 
 CHECKPOINT_NAME = "checkpoint.pt"
-FORMAT = 1
+FORMAT = 2   # 2: in-turn deployment, square-root tilt, env snapshot (format 1 checkpoints cannot load)
 
 
 def save(run_dir: str | os.PathLike, payload: dict[str, Any]) -> Path:

@@ -14,8 +14,8 @@ CSV_COLUMNS = ("iteration", "env_slots", "wall_s", "lambda", "delay_s", "delay_m
                "deadline_miss_rate", "success_rate", "timeout_rate", "cache_miss_rate", "user_cost", "energy_j",
                "privacy_cost", "served_user_cost", "split_depth", "user_reward", "dep_reward", "alloc_reward",
                "user_loss", "user_value_loss", "user_entropy", "user_approx_kl", "user_clip_frac",
-               "alloc_loss", "alloc_value_loss", "alloc_entropy", "dep_loss", "dep_value_loss",
-               "dep_entropy", "rollout_s", "update_s", "user_update_s", "alloc_update_s", "dep_update_s",
+               "alloc_loss", "alloc_value_loss", "alloc_entropy", "alloc_clip_frac", "dep_loss", "dep_value_loss",
+               "dep_entropy", "dep_approx_kl", "dep_clip_frac", "rollout_s", "update_s", "user_update_s", "alloc_update_s", "dep_update_s",
                "iteration_s", "env_slots_per_s")
 
 # (panel title, [(column, label)], draw the τ̄ line)

@@ -1,4 +1,5 @@
-"""PPO machinery shared by the three layers: clipped surrogate, value loss, minibatches, optimiser step.
+"""PPO machinery shared by the three layers: clipped surrogate, value loss, minibatches, and the one
+update routine (:func:`ppo_update`) every layer calls.
 
 The clipped surrogate (Schulman et al. 2017) for samples with advantage Â and ratio
 ρ = exp(log π_new − log π_old):  L = −E[min(ρ Â, clip(ρ, 1 − ε, 1 + ε) Â)], ε = 0.2.
@@ -8,7 +9,8 @@ Every loss checks that its operands have the same shape (the published IPPO code
 
 from __future__ import annotations
 
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -76,3 +78,77 @@ def optimiser_step(optimiser: torch.optim.Optimizer, loss: torch.Tensor, params:
     norm = nn.utils.clip_grad_norm_(params, max_grad_norm)
     optimiser.step()
     return float(norm)
+
+
+@dataclass
+class LayerOutput:
+    """What a layer's networks give for a minibatch: log π and entropy (same shape as the stored
+    log π, e.g. (n,) or per step (n, L)) and one prediction per critic target."""
+
+    logp: torch.Tensor
+    entropy: torch.Tensor
+    values: dict[str, torch.Tensor]
+
+
+@dataclass
+class PPOSettings:
+    epochs: int
+    num_minibatches: int
+    clip: float
+    entropy_coef: float
+    value_coef: float
+    max_grad_norm: float
+
+
+def ppo_update(samples: dict[str, torch.Tensor], forward: Callable[[dict[str, torch.Tensor]], LayerOutput],
+               optimisers: list[tuple[torch.optim.Optimizer, list[nn.Parameter]]], settings: PPOSettings,
+               generator: torch.Generator, prefix: str) -> dict[str, float]:
+    """The PPO update of every layer (Algorithm 1 lines 20–24): epochs × shuffled minibatches of
+
+        L = clipped surrogate(log π, logp_old, advantage; weight) − c_H · H + c_V · Σ_critics MSE(V, target)
+
+    ``samples`` holds ``logp_old``, ``advantage``, optionally ``weight`` (same shape) and one
+    ``target_<name>`` per critic, plus whatever ``forward`` reads; all share the first dimension.
+    One backward pass, then each (optimiser, parameters) pair clips its own gradient norm and steps.
+    """
+    n = samples["logp_old"].shape[0]
+    device = samples["logp_old"].device
+    weight = samples.get("weight")
+    log = StatsLog(prefix)
+    for _ in range(settings.epochs):
+        for idx in minibatches(n, settings.num_minibatches, generator, device):
+            batch = {key: value[idx] for key, value in samples.items()}
+            out = forward(batch)
+            w = batch.get("weight") if weight is not None else None
+            pg_loss, info = clipped_surrogate(out.logp, batch["logp_old"], batch["advantage"], settings.clip, w)
+            entropy = weighted_mean(out.entropy, w)
+            v_loss = sum(value_loss(pred, batch[f"target_{name}"]) for name, pred in out.values.items())
+            loss = pg_loss - settings.entropy_coef * entropy + settings.value_coef * v_loss
+            for optimiser, _ in optimisers:
+                optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            for optimiser, params in optimisers:
+                nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
+                optimiser.step()
+            log.add(info, loss=pg_loss.item(), value_loss=float(v_loss.detach()), entropy=entropy.item())
+    return log.summary()
+
+
+class StatsLog:
+    """Mean of per-minibatch diagnostics; keeps the first minibatch's ratio deviation (should be 0)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix, self.sums, self.count, self.first_ratio_dev = prefix, {}, 0, None
+
+    def add(self, info: dict, **values: float) -> None:
+        if self.first_ratio_dev is None:
+            self.first_ratio_dev = info["ratio_dev"]
+        for key, value in {**info, **values}.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.count += 1
+
+    def summary(self) -> dict[str, float]:
+        out = {f"{self.prefix}_{k}": v / max(self.count, 1) for k, v in self.sums.items()}
+        out[f"{self.prefix}_first_ratio_dev"] = (float("nan") if self.first_ratio_dev is None
+                                                  else self.first_ratio_dev)  # NaN: no minibatch ran
+        return out

@@ -1,131 +1,162 @@
-"""Data collection of Algorithm 1 (lines 5–13): one episode on each of the B batched env copies.
+"""Data collection of Algorithm 1 (lines 5–13): T slots on each of the B batched env copies.
 
-Per slot: (every ΔT) deployment macro-actions for all B·J servers at once, then user actions for all
-B·K users, then allocation shares for all B·J servers, then ``env.step`` — tensors over copies and
-agents, no Python loop over users or servers. At the episode's time limit the critics are evaluated
-on the state reached, so GAE bootstraps the truncated return (the episode does not terminate).
+Per slot: (every ΔT) deployment macro-actions for all B·J servers, then user actions for all B·K users,
+then allocation shares for all B·J servers, then ``env.step`` — tensors over copies and agents, no
+Python loop over users. Episodes continue across iterations (T = ``rollout_slots`` may be a part of
+an episode); at the end of the rollout the critics are evaluated on the state reached, so GAE
+bootstraps the truncated return whether the episode goes on or hit its time limit.
+
+Deployment reward (per decision, summed over its ΔT slots):
+- ``eq24``: R^dep_j = μ_hit H_j − μ_mig C^mig_j of the env (per server);
+- ``team``: every server of a copy gets −(1 + λ) · (misses / requests) · τ_fail / τ̄ − ω · mean_j C^mig_j:
+  the delay the period's misses cost (a miss waits τ_fail), in units of τ̄ and weighted like the users'
+  delay cost, minus a migration term that cannot dominate (ω = 0.01 per second: redeploying every
+  server, ≈ 90 s, costs 0.9, a 10 % miss rate costs 1.0 at λ = 0).
+With ``charge_misses_to_deployment`` a request no server hosts costs its user τ̄ in the Lagrangian cost
+(nothing the user does changes it); the λ update still uses the true mean delay.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from optimizer.algos.agents import Agents, ValueNormalisers
-from optimizer.algos.buffers import AllocationBuffer, DeploymentBuffer, UserBuffer
-from optimizer.env.metrics import SLOT_METRIC_NAMES as METRIC_NAMES
-from optimizer.policies.allocation import user_tokens
-from optimizer.policies.deployment import deployment_inputs
-
+from optimizer.algos.buffers import Trajectory
+from optimizer.env import system_model as sm
 
 
 @dataclass
 class Rollout:
     """One iteration's trajectories, bootstrap values (raw units) and per-slot env metrics."""
 
-    user: UserBuffer
-    alloc: AllocationBuffer | None
-    dep: DeploymentBuffer | None
+    user: Trajectory
+    alloc: Trajectory | None
+    dep: Trajectory | None
     bootstrap_reward: torch.Tensor      # (B, K) V^R of the state after the last slot
     bootstrap_cost: torch.Tensor        # (B, K) V^C
     bootstrap_alloc: torch.Tensor | None  # (B, J)
     bootstrap_dep: torch.Tensor | None    # (B, J)
-    metrics: dict[str, torch.Tensor]    # name → (T, B)
-    dep_reward_total: torch.Tensor      # (B, J) Σ R^dep over the episode
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)   # name → (T, B)
+    delay_s: torch.Tensor | None = None  # (T, B, K) τ_k: the constraint's cost, misses included
 
 
-def _deploy(agents: Agents, env, dep: DeploymentBuffer | None, d: int, norms: ValueNormalisers,
-            deterministic: bool = False):
-    B, J, _, I, _ = env.dims
-    obs = env.deployment_observation()
-    if agents.deployment is None:
-        env.deploy(agents.heuristic_deployment.deploy(env, obs))
-        return
-    demand, prev = deployment_inputs(obs, I)
-    sample = agents.deployment.act(demand.reshape(B * J, -1), prev.reshape(B * J, -1),
-                                   obs.storage_bytes.reshape(B * J), obs.model_bytes, deterministic)
-    env.deploy(sample.deployment.view(B, J, I))
-    if dep is not None:
-        dep.demand[d], dep.prev_deployment[d], dep.storage[d] = demand, prev[:, 0], obs.storage_bytes
-        dep.store(d, sample, B, J)
-        dep.value[d] = norms.deployment.denormalise(sample.value.view(B, J))
+@dataclass
+class RewardSettings:
+    team: bool = True
+    migration_weight: float = 0.01
+    charge_misses: bool = True
+    lam: float = 0.0
 
 
-def _allocate(agents: Agents, env, ao, deterministic: bool = False):
-    """Shares (B, J, K, 2), log π (B, J) or None, integer user tokens (B, K, 3)."""
-    _, _, _, I, Z = env.dims
-    tokens = user_tokens(ao.tokens, I, env.cfg.input_batch[1], Z)
-    if agents.alloc_actor is None:
-        compute, bandwidth = agents.heuristic_allocation.allocate(env, ao)
-        return torch.stack([compute, bandwidth], dim=-1), None, tokens
-    shares, logp = agents.alloc_actor.act(tokens, ao.assoc_mask, deterministic)
-    return shares, logp, tokens
+def _hosted(env, server: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hosted on the chosen server, hosted anywhere), each (B, K) bool, before the step."""
+    B, J, K, I, _ = env.dims
+    service = env.request_service
+    on_chosen = env.deployment.view(B, J * I).gather(1, server * I + service)
+    anywhere = env.deployment.any(1).gather(1, service)
+    return on_chosen, anywhere
 
 
 @torch.no_grad()
-def collect(env, agents: Agents, norms: ValueNormalisers, seed: int) -> Rollout:
-    """Reset every copy with ``seed`` and run one full episode under the current (stochastic) policies."""
-    env.reset(seed=seed)
+def collect(env, agents: Agents, norms: ValueNormalisers, slots: int,
+            rewards: RewardSettings | None = None) -> Rollout:
+    """Run ``slots`` slots from the env's current state under the current (stochastic) policies."""
+    rewards = rewards or RewardSettings()
     cfg = env.cfg
     B, J, K, I, Z = env.dims
-    T = cfg.slots_per_episode
+    T = slots
     D = -(-T // cfg.delta_t)
-    device = env.device
-    uo = env.user_observation()
-    user = UserBuffer.empty(T, B, K, J, Z, uo.local.shape[-1], uo.glob.shape[-1], device)
-    alloc = AllocationBuffer.empty(T, B, J, K, device) if agents.alloc_actor is not None else None
-    dep = None
-    if agents.deployment is not None:
-        choices = I + int(agents.deployment.stop_action)
-        dep = DeploymentBuffer.empty(D, B, J, I, choices, env.server_storage_bytes.dtype, device)
-    metrics = {name: torch.zeros(T, B, device=device) for name in METRIC_NAMES}
-    dep_total = torch.zeros(B, J, device=device)
+    user = Trajectory(T)
+    alloc = Trajectory(T) if agents.allocation is not None else None
+    dep = Trajectory(D) if agents.deployment_layer is not None else None
+    metrics: dict[str, torch.Tensor] = {}
+    delay = torch.zeros(T, B, K, device=env.device)
+    tau_bar, tau_fail = cfg.cost.delay_limit_s, cfg.reward.tau_fail_s
+    misses = torch.zeros(B, device=env.device)
+    requests = 0
+    d = -1
     for t in range(T):
-        d = t // cfg.delta_t
         if env.deployment_due:
-            _deploy(agents, env, dep, d, norms)
+            d += 1
+            if dep is not None and d > 0 and rewards.team:
+                dep.add(d - 1, "reward", _miss_penalty(misses, requests, rewards, tau_fail, tau_bar, J))
+            misses.zero_()
+            requests = 0
+            before = env.deployment
+            x = _deploy(agents, env, dep, d)
+            if dep is not None and rewards.team:
+                mig = sm.migration_cost_s(x, before, env.catalog.model_bytes, env.cloud_rate_bps)
+                dep.add(d, "reward", (-rewards.migration_weight * mig.mean(-1, keepdim=True)).expand(B, J))
         uo = env.user_observation()
-        server, split, logp = agents.user_actor.act(uo.local, uo.server_mask, uo.split_mask)
-        v_reward, v_cost = agents.user_critics(uo.local, uo.glob)
+        server, split = agents.user_layer.act(env, uo, user, t)
         ao = env.allocation_observation(server, split)
-        shares, alloc_logp, tokens = _allocate(agents, env, ao)
+        shares = _allocate(agents, env, ao, server, split, alloc, t)
+        on_chosen, anywhere = _hosted(env, server)
         res = env.step(server, split, shares[..., 0], shares[..., 1])
-
-        user.local[t], user.glob[t] = uo.local, uo.glob
-        user.server_mask[t], user.split_mask[t] = uo.server_mask, uo.split_mask
-        user.server[t], user.split[t], user.logp[t] = server, split, logp
-        user.value_reward[t] = norms.user_reward.denormalise(v_reward)
-        user.value_cost[t] = norms.user_cost.denormalise(v_cost)
-        user.reward[t], user.cost[t] = res.user_reward, res.user_cost
+        cost = res.user_cost
+        if rewards.charge_misses:
+            cost = torch.where(anywhere, cost, torch.full_like(cost, tau_bar))
+        user.put(t, reward=res.user_reward, cost=cost)
+        delay[t] = res.user_cost
         if alloc is not None:
-            alloc.tokens[t], alloc.assoc[t] = tokens, ao.assoc_mask
-            alloc.shares[t], alloc.logp[t] = shares, alloc_logp
-            alloc.value[t] = norms.allocation.denormalise(agents.alloc_critic(tokens, ao.assoc_mask))
-            alloc.reward[t] = res.alloc_reward
-        if dep is not None:
-            dep.reward[d] += res.dep_reward
-        dep_total += res.dep_reward
-        for name in METRIC_NAMES:
-            metrics[name][t] = res.metrics[name]
+            alloc.put(t, reward=res.alloc_reward)
+        if dep is not None and not rewards.team:
+            dep.add(d, "reward", res.dep_reward)
+        misses += (~on_chosen).sum(-1)
+        requests += K
+        for name, value in res.metrics.items():
+            if name not in metrics:
+                metrics[name] = torch.zeros(T, B, device=env.device)
+            metrics[name][t] = value
+    if dep is not None and rewards.team:
+        dep.add(d, "reward", _miss_penalty(misses, requests, rewards, tau_fail, tau_bar, J))
 
-    # time-limit bootstrap: values of the state reached after the last slot
+    # critics' values of every stored step, in one pass per layer (they do not act)
+    agents.user_layer.store_values(user, norms.user_reward, norms.user_cost)
+    if alloc is not None:
+        alloc.data["value"] = norms.allocation.denormalise(agents.allocation.value(alloc.tokens, alloc.assoc))
+    if dep is not None:
+        agents.deployment_layer.store_values(dep, norms.deployment)
+    # bootstrap: values of the state reached after the last slot
     uo = env.user_observation()
-    boot_r, boot_c = agents.user_critics(uo.local, uo.glob)
+    local = agents.user_layer.local(env, uo)
+    boot_r, boot_c = agents.user_critics(local, uo.glob)
     boot_alloc = boot_dep = None
     if alloc is not None:
-        server, split, _ = agents.user_actor.act(uo.local, uo.server_mask, uo.split_mask)
+        server, split, _ = agents.user_actor.act(local, uo.server_mask, uo.split_mask)
         ao = env.allocation_observation(server, split)
-        tokens = user_tokens(ao.tokens, I, cfg.input_batch[1], Z)
-        boot_alloc = norms.allocation.denormalise(agents.alloc_critic(tokens, ao.assoc_mask))
+        boot_alloc = norms.allocation.denormalise(agents.allocation.value(agents.allocation.tokens(ao),
+                                                                          ao.assoc_mask))
     if dep is not None:
-        obs = env.deployment_observation()
-        demand, prev = deployment_inputs(obs, I)
-        sample = agents.deployment.act(demand.reshape(B * J, -1), prev.reshape(B * J, -1),
-                                       obs.storage_bytes.reshape(B * J), obs.model_bytes)
-        boot_dep = norms.deployment.denormalise(sample.value.view(B, J))
-    return Rollout(user=user, alloc=alloc, dep=dep,
-                   bootstrap_reward=norms.user_reward.denormalise(boot_r),
-                   bootstrap_cost=norms.user_cost.denormalise(boot_c),
-                   bootstrap_alloc=boot_alloc, bootstrap_dep=boot_dep, metrics=metrics,
-                   dep_reward_total=dep_total)
+        boot_dep = norms.deployment.denormalise(agents.deployment_layer.value(env, env.deployment_observation()))
+    return Rollout(user=user, alloc=alloc, dep=dep, bootstrap_reward=norms.user_reward.denormalise(boot_r),
+                   bootstrap_cost=norms.user_cost.denormalise(boot_c), bootstrap_alloc=boot_alloc,
+                   bootstrap_dep=boot_dep, metrics=metrics, delay_s=delay)
+
+
+def _miss_penalty(misses, requests, rewards: RewardSettings, tau_fail, tau_bar, J) -> torch.Tensor:
+    rate = misses / max(requests, 1)
+    return (-(1.0 + rewards.lam) * rate * tau_fail / tau_bar).unsqueeze(-1).expand(-1, J)
+
+
+def _deploy(agents: Agents, env, dep: Trajectory | None, d: int) -> torch.Tensor:
+    obs = env.deployment_observation()
+    if agents.deployment_layer is None:
+        x = agents.heuristic_deployment.deploy(env, obs)
+    else:
+        x, _, fields = agents.deployment_layer.act(env, obs)
+        dep.put(d, **fields)
+    env.deploy(x)
+    return env.deployment
+
+
+def _allocate(agents: Agents, env, ao, server, split, alloc: Trajectory | None, t: int) -> torch.Tensor:
+    """Shares (B, J, K, 2) [compute, bandwidth]."""
+    if agents.allocation is None:
+        compute, bandwidth = agents.heuristic_allocation.allocate(env, ao)
+        return torch.stack([compute, bandwidth], dim=-1)
+    shares, fields = agents.allocation.act(env, ao, server, split)
+    alloc.put(t, **fields)
+    return shares

@@ -17,6 +17,7 @@ from optimizer.config import EnvConfig
 from optimizer.env import channel, rng
 from optimizer.env import system_model as sm
 from optimizer.env.catalog import ServiceCatalog
+from optimizer.env.layout import DeploymentLayout, UserLocalLayout
 from optimizer.env.metrics import slot_metrics
 from optimizer.env.observations import AllocObs, DeploymentObs, RequestLoads, StepResult, UserObs
 
@@ -152,6 +153,19 @@ class EdgeEnv:
         self.request_batch = low + (u_in * (high - low + 1)).long().clamp_max(high - low)
         shadow = rng.normal(u_shadow).view(B, J, K) * self.cfg.channel.shadowing_std_db
         self.channel_gain = channel.gain_from_db(self._mean_loss_db + shadow)   # (B, J, K)
+
+    # ------------------------------------------------------------------ observation layouts
+    @property
+    def user_local_layout(self) -> UserLocalLayout:
+        """Named column blocks of ``UserObs.local`` (eq. 16)."""
+        low, high = self.cfg.input_batch
+        return UserLocalLayout.of(self.catalog.num_services, high - low + 1, self.cfg.num_servers,
+                                  self.cfg.observe_channel)
+
+    @property
+    def deployment_layout(self) -> DeploymentLayout:
+        """Named column blocks of ``DeploymentObs.local`` / ``.glob`` (eq. 14, 15)."""
+        return DeploymentLayout.of(self.catalog.num_services, self.cfg.num_servers)
 
     # ------------------------------------------------------------------ deployment layer
     def deployment_observation(self) -> DeploymentObs:

@@ -52,13 +52,14 @@ def categorical_logp_entropy(logits: torch.Tensor, mask: torch.Tensor,
     return logp, entropy
 
 
-def sample_categorical(logits: torch.Tensor, mask: torch.Tensor, deterministic: bool) -> torch.Tensor:
+def sample_categorical(logits: torch.Tensor, mask: torch.Tensor, deterministic: bool,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
     """Sample (or take the mode of) the masked categorical; the result is always a valid entry."""
     masked = masked_logits(logits, mask)
     if deterministic:
         return masked.argmax(dim=-1)
     flat = masked.reshape(-1, masked.shape[-1])
-    return torch.multinomial(torch.softmax(flat, dim=-1), 1).reshape(masked.shape[:-1])
+    return torch.multinomial(torch.softmax(flat, dim=-1), 1, generator=generator).reshape(masked.shape[:-1])
 
 
 class SlotSharedLinear(nn.Module):

@@ -23,27 +23,46 @@ from optimizer.policies.common import (SlotSharedLinear, categorical_logp_entrop
 
 
 class UserActor(nn.Module):
-    """π_θusr(σ, z | o^usrloc): a shared Tanh trunk, a server head (J) and a split head (Z)."""
+    """π_θusr(σ, z | o^usrloc): a shared Tanh trunk, a server head (J) and a split head (Z).
+
+    With ``channel_cols`` (the J channel features of the observation) the server logits add a term
+    shared by all servers, v·tanh(W h + c_j w + b) for server j's channel feature c_j: a user learns
+    "prefer the stronger channel" once for every server instead of once per server index (an
+    extension of the paper's MLP head; README, departures).
+    """
 
     def __init__(self, local_dim: int, num_servers: int, num_splits: int, hidden: int = 256,
-                 shared_cols: tuple[int, int] | None = None) -> None:
+                 shared_cols: tuple[int, int] | None = None, channel_cols: tuple[int, int] | None = None,
+                 channel_hidden: int = 32) -> None:
         super().__init__()
         self.trunk = nn.Sequential(SlotSharedLinear(local_dim, hidden, shared_cols), nn.Tanh(),
                                    orthogonal_init(nn.Linear(hidden, hidden)), nn.Tanh())
         self.server_head = mlp(hidden, hidden, num_servers, layers=0, out_gain=0.01)
         self.split_head = mlp(hidden, hidden, num_splits, layers=0, out_gain=0.01)
+        self.channel_cols = channel_cols
+        if channel_cols is not None:
+            self.channel_query = orthogonal_init(nn.Linear(hidden, channel_hidden))
+            self.channel_in = nn.Parameter(torch.randn(channel_hidden))
+            self.channel_out = orthogonal_init(nn.Linear(channel_hidden, 1, bias=False), 0.01)
 
     def logits(self, local: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(local)
-        return self.server_head(h), self.split_head(h)
+        server = self.server_head(h)
+        if self.channel_cols is not None:
+            a, b = self.channel_cols
+            per_server = torch.tanh(self.channel_query(h).unsqueeze(-2)
+                                    + local[..., a:b].unsqueeze(-1) * self.channel_in)     # (..., K, J, H2)
+            server = server + self.channel_out(per_server).squeeze(-1)
+        return server, self.split_head(h)
 
     @torch.no_grad()
     def act(self, local: torch.Tensor, server_mask: torch.Tensor, split_mask: torch.Tensor,
-            deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            deterministic: bool = False, generator: torch.Generator | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample (server, split) per user with log π (eq. 20). local (..., K, d) → (..., K) each."""
         server_logits, split_logits = self.logits(local)
-        server = sample_categorical(server_logits, server_mask, deterministic)
-        split = sample_categorical(split_logits, split_mask, deterministic)
+        server = sample_categorical(server_logits, server_mask, deterministic, generator)
+        split = sample_categorical(split_logits, split_mask, deterministic, generator)
         logp_server, _ = categorical_logp_entropy(server_logits, server_mask, server)
         logp_split, _ = categorical_logp_entropy(split_logits, split_mask, split)
         return server, split, logp_server + logp_split

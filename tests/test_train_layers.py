@@ -1,0 +1,63 @@
+"""What the trainer reads from the env by name: the published observation layouts match the tensors the
+env builds, and the users' own-device features say what the cache lacks and who the device is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from optimizer.algos.layers import OWN_DEVICE_FEATURES, own_features
+from optimizer.algos.runner import load_catalog
+from optimizer.config import EnvConfig
+from optimizer.env import EdgeEnv
+
+FIXTURES = str(Path(__file__).parent / "fixtures" / "profiles")
+
+
+def _env(**kw) -> EdgeEnv:
+    cfg = EnvConfig(num_servers=3, num_users=5, services_per_model=2, slots_per_episode=6, delta_t=2, **kw)
+    env = EdgeEnv(cfg, load_catalog(FIXTURES, cfg), num_envs=2, seed=4)
+    env.reset(seed=4)
+    return env
+
+
+def test_user_layout_names_the_blocks_the_env_builds():
+    for observe_channel in (True, False):
+        env = _env(observe_channel=observe_channel)
+        B, J, K, I, _ = env.dims
+        x = torch.rand(B, J, I) > 0.5
+        env.deployment = x
+        layout, uo = env.user_local_layout, env.user_observation()
+        assert uo.local.shape[-1] == layout.width
+        assert torch.equal(uo.local[..., layout.deployment], x.reshape(B, 1, J * I).float().expand(B, K, J * I))
+        assert torch.equal(uo.local[..., layout.service].argmax(-1), env.request_service)
+        low = env.cfg.input_batch[0]
+        assert torch.equal(uo.local[..., layout.input_size].argmax(-1) + low, env.request_batch)
+        assert (layout.channel is not None) == observe_channel
+
+
+def test_deployment_layout_names_demand_and_previous_deployment():
+    env = _env()
+    B, J, K, I, _ = env.dims
+    x = torch.rand(B, J, I) > 0.5
+    env.deploy(x & (env.catalog.model_bytes.cumsum(0) <= env.server_storage_bytes.min()).expand(B, J, I))
+    obs = env.deployment_observation()
+    layout = env.deployment_layout
+    assert torch.equal(obs.glob[:, 0, layout.previous].reshape(B, J, I) > 0.5, env.deployment)
+    assert obs.local[..., layout.selected].abs().sum() == 0                  # x^st = 0 before decoding
+
+
+def test_own_features_show_what_the_cache_lacks_and_the_device():
+    env = _env()
+    B, J, K, I, Z = env.dims
+    feats = own_features(env)
+    assert feats.shape == (B, K, Z + OWN_DEVICE_FEATURES)
+    need = env.catalog.device_param_bytes[env.request_service]                # (B, K, Z)
+    expected = torch.log1p(need / 1e6) / 5                                    # empty cache: all of D^U(z)
+    assert torch.allclose(feats[..., :Z], expected, atol=1e-6)
+    env.cache_bytes.scatter_(2, env.request_service.unsqueeze(-1), need.max(-1, keepdim=True).values)
+    assert own_features(env)[..., :Z].abs().max() == 0                          # everything held: nothing lacks
+    eps = feats[..., Z]
+    assert torch.allclose(eps, torch.log10(env.energy_j_per_flop) + 10, atol=1e-5)
+    assert (feats[..., Z:].abs() <= 1.0 + 1e-5).all()                          # Table I ranges map into [−1, 1]
