@@ -121,6 +121,11 @@ def test_mixed_leakage_settings_are_named_in_one_line():
     assert "image_size 64 px (tiny_a) vs 32 px (tiny_b)" in warning
     assert "seed 0 (tiny_a) vs 3 (tiny_b)" in warning and "data embedded (tiny_a) vs cifar10 (tiny_b)" in warning
     assert "decoder" in warning and "budget" not in warning and "weights" not in warning
+    trained = {**SETTINGS, "weights": "data/weights/tiny_b-fashion-mnist.pt"}
+    kinds = ServiceCatalog.from_profiles(_with_meta(tiny_a=SETTINGS, tiny_b=trained), 1).leakage_warning
+    assert "weights random-init (tiny_a) vs trained (tiny_b)" in kinds
+    own_files = {**SETTINGS, "weights": "data/weights/tiny_a-fashion-mnist.pt"}   # each model its own file
+    assert ServiceCatalog.from_profiles(_with_meta(tiny_a=own_files, tiny_b=trained), 1).leakage_warning is None
     partly = ServiceCatalog.from_profiles(_with_meta(tiny_a=SETTINGS), 1).leakage_warning
     assert partly.endswith("no leakage settings recorded for tiny_b")
 

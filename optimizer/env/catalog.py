@@ -132,6 +132,8 @@ def _setting(meta: Mapping[str, Any], key: str) -> str:
         value = value.get("name")
     if key == "image_size" and value is not None:
         return f"{value} px"
+    if key == "weights":                  # each model has its own weights file: compare the kind only
+        return "random-init" if value in (None, "none") else "trained"
     return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
 
 
