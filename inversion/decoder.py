@@ -9,7 +9,7 @@ Shaped by the feature it inverts (after Dosovitskiy & Brox, the paper's [29]):
   ``c × s × s`` with ``s = max(8, H / 8)`` and ``c·s² ≤ 8192``, then the same 3×3 conv and upsampling
   stages as a spatial feature of that side. A seed at 1/8 of the image keeps enough positions for the linear map
   to lay the information out spatially (a 4×4 seed starved it: a flattened 8×8 image measured 0.09
-  SSIM below its spatial form, NOTES.md). A vector longer than ``vector_rank`` whose full map would
+  SSIM below its spatial form with the earlier decoder). A vector longer than ``vector_rank`` whose full map would
   exceed ``FULL_LINEAR_LIMIT`` weights enters through a rank-``vector_rank`` factorised map.
 
 Flattened conv features are not vectors here: :mod:`inversion.features` hands them over in their

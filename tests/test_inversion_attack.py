@@ -80,7 +80,7 @@ def test_identity_like_cut_measures_at_least_0_97(images):
 
 def test_flattened_information_measures_like_its_spatial_form():
     """The same 8×8×3 information as an image and as a scrambled 192-vector (not a flatten the decoder
-    could undo by reshaping): within 0.02 SSIM (NOTES.md: 0.629 vs 0.534 before the linear seed)."""
+    could undo by reshaping): within 0.02 SSIM (0.629 vs 0.534 before the linear seed)."""
     images = embedded(16, n_train=512, n_test=128, seed=0)
     pool = lambda x: torch.nn.functional.avg_pool2d(Normalizer().normalize(x), 2)  # noqa: E731
     order = torch.randperm(192, generator=torch.Generator().manual_seed(1))

@@ -1,7 +1,7 @@
 """The in-turn deployment layer: storage always respected, the per-step log-probs are those of the
 sampled sequence, and greedy decoding of two identical servers does not collapse onto one set.
 
-Collapse case (issue 10): two identical servers, four equal services, each server holds exactly two.
+Collapse case: two identical servers, four equal services, each server holds exactly two.
 A shared policy that decides both servers from the same observation puts the same two services on
 both when decoded greedily (coverage 1/2). Trained by the trainer's own PPO routine on the team
 reward "share of services covered", the in-turn policy's greedy decoding must cover all four.
