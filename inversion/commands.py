@@ -9,6 +9,7 @@ import click
 from common.devices import DEVICES
 from common.errors import UserInputError
 from common.precision import PRECISIONS
+from common.text import align_columns
 from inversion.attack import LOSSES
 from inversion.config import BUDGETS
 from inversion.consistency import describe
@@ -27,20 +28,17 @@ def summary_table(summary: RunSummary) -> str:
     zs = sorted(entries)
     values = [entries[z]["ssim"] for z in zs]
     lo, hi = (min(values), max(values)) if values else (0.0, 0.0)
-    lines = [f"{'z':>3}  {'unit':<22} {'feature':<14} {'SSIM':>6}  {'95% CI':<15} {'PSNR dB':>7}  "
-             f"{'min-max norm.*':>14}  {'gain 2nd half**':>15}"]
-    lines.append(f"{0:>3}  {'(raw input)':<22} {'':<14} {1.0:>6.3f}  {'convention':<15} {'-':>7}  {'':>14}")
+    header = ["z", "unit", "feature", "SSIM", "95% CI", "PSNR dB", "min-max norm.*", "gain 2nd half**"]
+    rows = [[0, "(raw input)", "", "1.000", "convention", "-", "", ""]]
     for z in zs:
         e = entries[z]
-        ci = f"[{_fmt(e['ssim_ci95'][0])}, {_fmt(e['ssim_ci95'][1])}]"
         norm = (e["ssim"] - lo) / (hi - lo) if hi > lo else 1.0
-        shape = "x".join(str(d) for d in e.get("feature_shape", []))
-        unit = e.get("unit") or summary.unit_names[z - 1]
-        gain = (e.get("convergence") or {}).get("gain_last_half")
-        lines.append(f"{z:>3}  {unit[:22]:<22} {shape:<14} {e['ssim']:>6.3f}  {ci:<15} "
-                     f"{_fmt(e['psnr'], 2):>7}  {norm:>14.3f}  {_fmt(gain, 3):>15}")
-    lines.append(f"{summary.num_units:>3}  {'(nothing sent)':<22} {'':<14} {0.0:>6.3f}  {'convention':<15} "
-                 f"{'-':>7}  {'':>14}")
+        rows.append([z, (e.get("unit") or summary.unit_names[z - 1])[:22],
+                     "x".join(str(d) for d in e.get("feature_shape", [])), f"{e['ssim']:.3f}",
+                     f"[{_fmt(e['ssim_ci95'][0])}, {_fmt(e['ssim_ci95'][1])}]", _fmt(e["psnr"], 2), f"{norm:.3f}",
+                     _fmt((e.get("convergence") or {}).get("gain_last_half"), 3)])
+    rows.append([summary.num_units, "(nothing sent)", "", "0.000", "convention", "-", "", ""])
+    lines = align_columns(header, rows, left=(1, 2, 4))
     floor = summary.results.floor
     if floor:
         f = floor["ssim"]

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from common.files import atomic_open
 from inversion import store
 
 GRID_NAME = "reconstructions.png"
@@ -85,7 +86,8 @@ def reconstruction_grid(path: Path, originals: np.ndarray, rows: dict[int, np.nd
     if smoke:
         fig.text(0.5, 0.005, SMOKE_WARNING, color="red", ha="center", va="bottom", fontsize=8, weight="bold")
     fig.tight_layout(rect=(0, 0.03 if smoke else 0, 1, 0.97))
-    fig.savefig(path, dpi=110)
+    with atomic_open(path, "wb") as fh:           # an interrupt never leaves half a PNG
+        fig.savefig(fh, format="png", dpi=110)
     plt.close(fig)
     return path
 
@@ -117,7 +119,8 @@ def ssim_plot(path: Path, num_units: int, entries: dict[int, dict[str, Any]], fl
         ax.text(0.5, 0.5, SMOKE_WARNING, transform=ax.transAxes, color="red", ha="center", va="center",
                 fontsize=10, weight="bold", alpha=0.6, rotation=12)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_open(path, "wb") as fh:           # an interrupt never leaves half a PNG
+        fig.savefig(fh, format="png", dpi=110)
     plt.close(fig)
     return path
 
