@@ -88,7 +88,8 @@ def build_agents(spec: AlgoSpec, cfg: TrainConfig, dims: EnvDims, device: torch.
     )
     for module in agents.modules().values():
         module.to(device)
-    agents.user_layer = UserLayer(agents.user_actor, agents.user_critics, cfg.user_observes_own_device)
+    agents.user_layer = UserLayer(agents.user_actor, agents.user_critics, cfg.user_observes_own_device,
+                                  dims.shared_cols)
     if agents.alloc_actor is not None:
         agents.allocation = AllocationLayer(agents.alloc_actor, agents.alloc_critic, dims.num_services,
                                             dims.max_input_size, dims.num_splits)

@@ -76,7 +76,7 @@ class Trainer:
         self.episodes = 1                            # episodes started (the env is in episode 0)
         self.dims = EnvDims.from_env(self.env, cfg.user_observes_own_device)
         self.agents: Agents = build_agents(self.spec, cfg, self.dims, self.device, self.env.catalog.model_bytes)
-        self.optimisers = {name: torch.optim.Adam(module.parameters(), lr=cfg.lr, eps=1e-5)
+        self.optimisers = {name: torch.optim.Adam(module.parameters(), lr=cfg.lr, eps=1e-5, fused=True)
                            for name, module in self.agents.modules().items()}
         self.norms = ValueNormalisers.create(self.device)
         self.lagrange = make_multiplier(cfg)

@@ -19,6 +19,7 @@ from optimizer.algos.normalisers import RunningMeanStd
 from optimizer.algos.ppo import LayerOutput
 from optimizer.policies.allocation import user_tokens
 from optimizer.policies.allocation_correction import SqrtCorrectionActor
+from optimizer.policies.common import SlotSplit
 from optimizer.policies.deployment_in_turn import DeploymentState, InTurnDeployment
 from optimizer.baselines import sqrt_shares
 
@@ -51,38 +52,63 @@ def user_local(env, uo, observe_own: bool) -> torch.Tensor:
 
 
 class UserLayer:
-    """MAPPO user actor (σ, z) with reward and delay-cost critics (eq. 16, 17, 20, 32)."""
+    """MAPPO user actor (σ, z) with reward and delay-cost critics (eq. 16, 17, 20, 32).
 
-    def __init__(self, actor, critics, observe_own: bool = False) -> None:
+    The rollout stores each slot's observation as a :class:`SlotSplit` (``local_user`` per user,
+    ``local_slot`` = vec(X) once per slot) when the networks know the shared columns."""
+
+    def __init__(self, actor, critics, observe_own: bool = False,
+                 shared_cols: tuple[int, int] | None = None) -> None:
         self.actor, self.critics, self.observe_own = actor, critics, observe_own
+        self.shared_cols = shared_cols
 
     def local(self, env, uo) -> torch.Tensor:
         return user_local(env, uo, self.observe_own)
 
+    def stored_form(self, local: torch.Tensor) -> torch.Tensor | SlotSplit:
+        """What the rollout keeps of a full local observation (the same values, vec(X) once per slot)."""
+        return local if self.shared_cols is None else SlotSplit.of(local, self.shared_cols)
+
     def act(self, env, uo, traj: Trajectory, t: int):
-        local = self.local(env, uo)
+        local = self.stored_form(self.local(env, uo))
         server, split, logp = self.actor.act(local, uo.server_mask, uo.split_mask)
-        traj.put(t, local=local, glob=uo.glob, server_mask=uo.server_mask, split_mask=uo.split_mask,
-                 server=server, split=split, logp=logp)
+        traj.put(t, **_local_fields(local), glob=uo.glob, server_mask=uo.server_mask,
+                 split_mask=uo.split_mask, server=server, split=split, logp=logp)
         return server, split
 
     def store_values(self, traj: Trajectory, norm_r: RunningMeanStd, norm_c: RunningMeanStd) -> None:
         """V^R, V^C (raw units) of every stored slot in one pass (the critics do not act)."""
-        v_r, v_c = self.critics(traj.local, traj.glob)
+        v_r, v_c = self.critics(_stored_local(traj.data), traj.glob)
         traj.data["value_reward"], traj.data["value_cost"] = norm_r.denormalise(v_r), norm_c.denormalise(v_c)
 
     def samples(self, traj: Trajectory, advantage: torch.Tensor, target_r: torch.Tensor,
                 target_c: torch.Tensor) -> dict[str, torch.Tensor]:
         """One sample per (slot, copy) holding its K users (the critics' global part is per slot)."""
-        out = traj.flat(("local", "glob", "server_mask", "split_mask", "server", "split"), 2)
+        names = tuple(_local_names(traj.data)) + ("glob", "server_mask", "split_mask", "server", "split")
+        out = traj.flat(names, 2)
         out.update(logp_old=traj.logp.flatten(0, 1), advantage=advantage.flatten(0, 1),
                    target_reward=target_r.flatten(0, 1), target_cost=target_c.flatten(0, 1))
         return out
 
     def forward(self, b: dict[str, torch.Tensor]) -> LayerOutput:
-        logp, entropy = self.actor.evaluate(b["local"], b["server_mask"], b["split_mask"], b["server"], b["split"])
-        v_r, v_c = self.critics(b["local"], b["glob"])
+        local = _stored_local(b)
+        logp, entropy = self.actor.evaluate(local, b["server_mask"], b["split_mask"], b["server"], b["split"])
+        v_r, v_c = self.critics(local, b["glob"])
         return LayerOutput(logp, entropy, {"reward": v_r, "cost": v_c})
+
+
+def _local_fields(local: torch.Tensor | SlotSplit) -> dict[str, torch.Tensor]:
+    if isinstance(local, SlotSplit):
+        return {"local_user": local.per_user, "local_slot": local.per_slot}
+    return {"local": local}
+
+
+def _local_names(data: dict[str, torch.Tensor]) -> list[str]:
+    return ["local_user", "local_slot"] if "local_user" in data else ["local"]
+
+
+def _stored_local(data: dict[str, torch.Tensor]) -> torch.Tensor | SlotSplit:
+    return SlotSplit(data["local_user"], data["local_slot"]) if "local_user" in data else data["local"]
 
 
 # -------------------------------------------------------------------------------------- allocation

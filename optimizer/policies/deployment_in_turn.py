@@ -32,6 +32,7 @@ from torch import nn
 from optimizer.policies.common import MASKED_LOGIT, mlp
 
 NUM_FEATURES = 8
+PLACED_BEFORE, HOLDERS_BEFORE = 4, 5    # the feature columns that depend on earlier servers' choices
 
 
 @dataclass
@@ -66,19 +67,30 @@ def eligible(chosen: torch.Tensor, storage: torch.Tensor, sizes: torch.Tensor) -
 
 def fill_in_order(keys: torch.Tensor, storage: torch.Tensor, sizes: torch.Tensor):
     """Take services in decreasing ``keys`` (N, I), skipping those that no longer fit.
-    Returns (chosen (N, I) bool, picks (N, I) long in order, number of picks (N,))."""
+    Returns (chosen (N, I) bool, picks (N, I) long in order, number of picks (N,)).
+
+    The scan is sequential in the services (what fits depends on what was taken), so it runs over
+    Python floats (float64, the same sums as :func:`eligible`): for N ≈ 4 rows and I ≈ 45 services,
+    about 20× faster than 45 rounds of tensor ops on N-vectors."""
     order = keys.argsort(dim=-1, descending=True, stable=True)
-    sizes64, storage64 = sizes.double(), storage.double()
-    used = torch.zeros_like(storage64)
-    taken = torch.zeros_like(order, dtype=torch.bool)
-    for n in range(order.shape[-1]):
-        size = sizes64[order[:, n]]
-        fits = used + size <= storage64
-        taken[:, n] = fits
-        used = used + fits * size
-    chosen = torch.zeros_like(taken).scatter_(1, order, taken)
-    first = (~taken).to(torch.int8).argsort(dim=-1, stable=True)          # taken positions first
-    return chosen, order.gather(1, first), taken.sum(-1)
+    N, I = order.shape
+    size_of = sizes.double().tolist()
+    picks = torch.zeros(N, I, dtype=torch.long)
+    counts = torch.zeros(N, dtype=torch.long)
+    for row, (ranked, capacity) in enumerate(zip(order.tolist(), storage.double().tolist())):
+        used, taken = 0.0, []
+        for service in ranked:
+            if used + size_of[service] <= capacity:
+                used += size_of[service]
+                taken.append(service)
+        kept = set(taken)
+        skipped = [service for service in ranked if service not in kept]
+        picks[row] = torch.tensor(taken + skipped, dtype=torch.long)
+        counts[row] = len(taken)
+    picks, counts = picks.to(keys.device), counts.to(keys.device)
+    active = torch.arange(I, device=keys.device) < counts.unsqueeze(-1)
+    chosen = torch.zeros(N, I, dtype=torch.bool, device=keys.device).scatter_(1, picks, active)
+    return chosen, picks, counts
 
 
 class InTurnDeployment(nn.Module):
@@ -113,7 +125,7 @@ class InTurnDeployment(nn.Module):
         return self._score(self.features(state, before))
 
     def _score(self, features: torch.Tensor) -> torch.Tensor:
-        uncovered = 1.0 - features[..., 4]                         # feature 4: placed by an earlier server
+        uncovered = 1.0 - features[..., PLACED_BEFORE]
         return self.score(features).squeeze(-1).float() + self.uncovered_bonus * uncovered
 
     def value(self, state: DeploymentState) -> torch.Tensor:
@@ -135,10 +147,11 @@ class InTurnDeployment(nn.Module):
         held = torch.zeros(B, I, device=state.previous.device)
         deployment = torch.zeros(B, J, I, dtype=torch.bool, device=held.device)
         picks, counts = [], []
+        base = self.features(state, held.new_zeros(B, J, I))               # (B, J, I, F), nothing placed
         for j in range(J):
-            before = held.new_zeros(B, J, I)
-            before[:, j] = held
-            feats = self.features(state, before)[:, j]                       # (B, I, F)
+            feats = base[:, j].clone()                                       # (B, I, F)
+            feats[..., PLACED_BEFORE] = (held > 0).float()                   # as :meth:`features` with
+            feats[..., HOLDERS_BEFORE] = held / J                            # before[:, j] = held
             keys = self._score(feats)
             if not deterministic:
                 u = torch.rand(keys.shape, generator=generator, device=keys.device).clamp(1e-12, 1.0 - 1e-7)

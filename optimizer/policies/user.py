@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from optimizer.policies.common import (SlotSharedLinear, categorical_logp_entropy, mlp, orthogonal_init,
-                                       sample_categorical)
+from optimizer.policies.common import (SlotSharedLinear, SlotSplit, categorical_logp_entropy, mlp,
+                                       orthogonal_init, sample_categorical)
 
 
 class UserActor(nn.Module):
@@ -45,18 +45,24 @@ class UserActor(nn.Module):
             self.channel_in = nn.Parameter(torch.randn(channel_hidden))
             self.channel_out = orthogonal_init(nn.Linear(channel_hidden, 1, bias=False), 0.01)
 
-    def logits(self, local: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def logits(self, local: torch.Tensor | SlotSplit) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(local)
         server = self.server_head(h)
         if self.channel_cols is not None:
-            a, b = self.channel_cols
-            per_server = torch.tanh(self.channel_query(h).unsqueeze(-2)
-                                    + local[..., a:b].unsqueeze(-1) * self.channel_in)     # (..., K, J, H2)
+            query = self.channel_query(h)             # bf16 under autocast: the (..., K, J, H2) tensor below
+            channel = self._channel(local).to(query.dtype).contiguous().unsqueeze(-1) * self.channel_in.to(query.dtype)
+            per_server = torch.tanh(query.unsqueeze(-2) + channel)                           # (..., K, J, H2)
             server = server + self.channel_out(per_server).squeeze(-1)
         return server, self.split_head(h)
 
+    def _channel(self, local: torch.Tensor | SlotSplit) -> torch.Tensor:
+        if isinstance(local, SlotSplit):
+            return local.columns(self.channel_cols, self.trunk[0].shared)
+        a, b = self.channel_cols
+        return local[..., a:b]
+
     @torch.no_grad()
-    def act(self, local: torch.Tensor, server_mask: torch.Tensor, split_mask: torch.Tensor,
+    def act(self, local: torch.Tensor | SlotSplit, server_mask: torch.Tensor, split_mask: torch.Tensor,
             deterministic: bool = False, generator: torch.Generator | None = None
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample (server, split) per user with log π (eq. 20). local (..., K, d) → (..., K) each."""
@@ -67,7 +73,7 @@ class UserActor(nn.Module):
         logp_split, _ = categorical_logp_entropy(split_logits, split_mask, split)
         return server, split, logp_server + logp_split
 
-    def evaluate(self, local: torch.Tensor, server_mask: torch.Tensor, split_mask: torch.Tensor,
+    def evaluate(self, local: torch.Tensor | SlotSplit, server_mask: torch.Tensor, split_mask: torch.Tensor,
                  server: torch.Tensor, split: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(log π(σ, z), entropy) under the stored masks."""
         server_logits, split_logits = self.logits(local)
@@ -87,7 +93,7 @@ class _SplitInputValue(nn.Module):
         self.global_in = orthogonal_init(nn.Linear(global_dim, hidden, bias=False)) if global_dim else None
         self.rest = nn.Sequential(nn.Tanh(), mlp(hidden, hidden, 1, layers=1))
 
-    def forward(self, local: torch.Tensor, glob: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, local: torch.Tensor | SlotSplit, glob: torch.Tensor | None) -> torch.Tensor:
         h = self.local_in(local)
         if self.global_in is not None:
             h = h + self.global_in(glob).unsqueeze(-2)
@@ -105,7 +111,7 @@ class UserCritics(nn.Module):
         self.reward = _SplitInputValue(local_dim, view_dim, hidden, shared_cols)
         self.cost = _SplitInputValue(local_dim, view_dim, hidden, shared_cols)
 
-    def forward(self, local: torch.Tensor, glob: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, local: torch.Tensor | SlotSplit, glob: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """local (..., K, d_loc), glob (..., G) → (V^R, V^C), each (..., K)."""
         view = glob if self.centralised else None
         return self.reward(local, view), self.cost(local, view)
