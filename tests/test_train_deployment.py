@@ -73,3 +73,25 @@ def test_greedy_decoding_of_two_identical_servers_covers_every_service():
     greedy = net.act(_state(1), deterministic=True).deployment[0]
     assert greedy.sum(-1).tolist() == [2, 2]                                  # each server full
     assert greedy.any(0).all(), f"greedy decoding collapsed: {greedy.int().tolist()}"
+
+
+def test_fill_in_order_takes_in_key_order_and_skips_only_what_did_not_fit():
+    """Random cases: the picks are the chosen services in decreasing key; every service ranked above
+    the last pick but not chosen did not fit when its turn came; nothing left over still fits."""
+    g = torch.Generator().manual_seed(3)
+    for _ in range(200):
+        N, I = int(torch.randint(1, 5, (1,), generator=g)), int(torch.randint(1, 30, (1,), generator=g))
+        keys = torch.randn(N, I, generator=g).round(decimals=1)             # ties too
+        sizes = torch.rand(I, generator=g) * 3
+        storage = torch.rand(N, generator=g) * I
+        chosen, picks, count = fill_in_order(keys, storage, sizes)
+        for n in range(N):
+            taken = picks[n, :count[n]].tolist()
+            assert sorted(taken) == chosen[n].nonzero().flatten().tolist()
+            assert all(keys[n, x] >= keys[n, y] for x, y in zip(taken, taken[1:]))
+            used = 0.0
+            for service in keys[n].argsort(descending=True, stable=True).tolist():
+                fits = used + float(sizes[service]) <= float(storage[n])
+                assert fits == (service in taken)
+                used += float(sizes[service]) if fits else 0.0
+        assert not eligible(chosen, storage, sizes).any()

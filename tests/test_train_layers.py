@@ -61,3 +61,38 @@ def test_own_features_show_what_the_cache_lacks_and_the_device():
     eps = feats[..., Z]
     assert torch.allclose(eps, torch.log10(env.energy_j_per_flop) + 10, atol=1e-5)
     assert (feats[..., Z:].abs() <= 1.0 + 1e-5).all()                          # Table I ranges map into [−1, 1]
+
+
+def test_stored_slot_split_gives_the_networks_the_same_numbers_as_the_full_observation():
+    """The rollout keeps vec(X) once per slot (SlotSplit); the actor's logits and the critics' values
+    computed from it must equal those from the env's full observation, channel head included."""
+    from optimizer.algos.agents import EnvDims, build_agents
+    from optimizer.algos.ablations import get_spec
+    from optimizer.algos.config import TrainConfig
+    from optimizer.policies.common import SlotSplit
+
+    env = _env(observe_channel=True)
+    dims = EnvDims.from_env(env, observe_own=True)
+    torch.manual_seed(0)
+    agents = build_agents(get_spec("hc-mappo-l"), TrainConfig(hidden_user=16), dims, torch.device("cpu"),
+                          env.catalog.model_bytes)
+    env.deployment = torch.rand(env.deployment.shape) > 0.5
+    uo = env.user_observation()
+    full = agents.user_layer.local(env, uo)
+    stored = agents.user_layer.stored_form(full)
+    assert isinstance(stored, SlotSplit)
+    a, b = dims.shared_cols
+    assert stored.per_user.shape[-1] == full.shape[-1] - (b - a) and stored.per_slot.shape[-1] == b - a
+    channel = env.user_local_layout.channel
+    assert torch.equal(stored.columns((channel.start, channel.stop), dims.shared_cols), full[..., channel])
+    for got, want in zip(agents.user_actor.logits(stored), agents.user_actor.logits(full)):
+        assert torch.allclose(got, want, atol=1e-6)
+    for got, want in zip(agents.user_critics(stored, uo.glob), agents.user_critics(full, uo.glob)):
+        assert torch.allclose(got, want, atol=1e-6)
+    # the per-slot block is not a per-user one: asking for its columns is an error
+    try:
+        stored.columns((a, a + 1), dims.shared_cols)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("columns inside the shared block must be refused")

@@ -1,12 +1,16 @@
 """HC-MAPPO-L and its ablations (Sec. V-A) as small variations of one trainer.
 
-| algorithm          | critics        | Lagrangian λ | deployment        | allocation      |
-|--------------------|----------------|--------------|-------------------|-----------------|
-| hc-mappo-l         | centralised    | yes          | learned (GRU)     | learned (attn.) |
-| h-mappo            | centralised    | no (λ = 0)   | learned           | learned         |
-| h-ippo             | decentralised  | no           | learned           | learned         |
-| hc-ippo-l          | decentralised  | yes          | learned           | learned         |
-| heuristic-mappo-l  | centralised    | yes          | LRU               | equal share     |
+| algorithm          | critics        | Lagrangian λ | deployment | allocation  |
+|--------------------|----------------|--------------|------------|-------------|
+| hc-mappo-l         | centralised    | yes          | learned    | learned     |
+| h-mappo            | centralised    | no (λ = 0)   | learned    | learned     |
+| h-ippo             | decentralised  | no           | learned    | learned     |
+| hc-ippo-l          | decentralised  | yes          | learned    | learned     |
+| heuristic-mappo-l  | centralised    | yes          | LRU        | equal share |
+
+A learned layer is the network TrainConfig names: ``deployment_policy`` (in-turn by default, the
+paper's GRU with ``gru``) and ``allocation_policy`` (the square-root tilt by default, the paper's
+attention with ``attention``).
 
 Every variant uses the same network sizes, learning rates, iterations and seeds (one TrainConfig).
 Without the Lagrangian the delay-cost critic is still trained (for logging), but λ stays 0 and the
