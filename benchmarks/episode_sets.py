@@ -1,7 +1,7 @@
 """How hard is an evaluation set? Trained policies and heuristics on the evaluation episodes of
 ``bench_train.py`` and on episodes drawn like the training ones.
 
-    .venv/bin/python benchmarks/episode_sets.py results/train_1000 [--episodes 10] [--threads 1]
+    .venv/bin/python benchmarks/episode_sets.py results/train_1000 [--episodes 10] [--threads 1] [--algos A,B]
 
 For every run directory ``OUT/runs/ALGO-sSEED`` (and, once per seed, Edge-Only, Greedy and the
 Lagrangian heuristic with the λ it calibrated in OUT/rows) it evaluates on two sets of 10 fresh 200-slot
@@ -60,7 +60,9 @@ def main() -> None:
     parser.add_argument("out", help="a bench_train.py output folder (holds runs/ and profiles)")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--algos", default="", help="comma-separated algorithms to include (default: every run)")
     args = parser.parse_args()
+    wanted = {a for a in args.algos.split(",") if a}
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     records = []
@@ -69,6 +71,8 @@ def main() -> None:
         env_cfg = from_dict(EnvConfig, config["env"])
         catalog = load_catalog(config["profiles"], env_cfg)
         seed = config["train"]["seed"]
+        if wanted and config["train"]["algo"] not in wanted:
+            continue
         players = {config["train"]["algo"]: load_policies(run_dir, sample_users=True, sample_deployment=True)[:3]}
         if not any(r["seed"] == seed and r["policy"] in HEURISTICS for r in records):
             players.update({name: _heuristic(out, name, seed) for name in HEURISTICS})
