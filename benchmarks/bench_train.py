@@ -282,7 +282,7 @@ def _plot(curves: dict, path: Path, limit: float, meta: dict) -> None:
         if key == "delay_s":
             ax.axhline(limit, color="red", linestyle="--", label="τ̄")
         ax.set_title(label, fontsize=9)
-        ax.set_xlabel("iteration (200 slots × num_envs)")
+        ax.set_xlabel("iteration (num_envs × rollout slots of experience)")
     axes.flat[-1].axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.suptitle(f"training rollouts (stochastic policies), mean and range over seeds {meta['seeds']}, "
