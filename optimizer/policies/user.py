@@ -50,7 +50,8 @@ class UserActor(nn.Module):
         server = self.server_head(h)
         if self.channel_cols is not None:
             query = self.channel_query(h)             # bf16 under autocast: the (..., K, J, H2) tensor below
-            channel = self._channel(local).to(query.dtype).contiguous().unsqueeze(-1) * self.channel_in.to(query.dtype)
+            channel = self._channel(local).to(query.dtype).contiguous().unsqueeze(-1)
+            channel = channel * self.channel_in.to(query.dtype)
             per_server = torch.tanh(query.unsqueeze(-2) + channel)                           # (..., K, J, H2)
             server = server + self.channel_out(per_server).squeeze(-1)
         return server, self.split_head(h)
