@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_train import EVAL_SEED  # noqa: E402
-from common.files import atomic_open  # noqa: E402
+from common.errors import UserInputError  # noqa: E402
+from common.files import atomic_open, check_writable  # noqa: E402
 from optimizer import baselines  # noqa: E402
 from optimizer.algos.hc_mappo_l import TRAIN_SEED_BASE  # noqa: E402
 from optimizer.algos.runner import load_catalog  # noqa: E402
@@ -45,7 +46,10 @@ def _heuristic(out: Path, name: str, seed: int):
     the one it calibrated for this seed (OUT/rows/lagrangian-sSEED.json)."""
     lam = 0.0
     if baselines.baseline_spec("user", name).calibrated:
-        lam = json.loads((out / "rows" / f"{name}-s{seed}.json").read_text())["final_lambda"]
+        row = out / "rows" / f"{name}-s{seed}.json"
+        if not row.is_file():
+            raise UserInputError(f"{row}: missing; run bench_train.py --baselines-only for seed {seed} first")
+        lam = json.loads(row.read_text())["final_lambda"]
     allocation = baselines.baseline_spec("user", name).allocation
     return (baselines.make_baseline("deployment", "popularity"), baselines.make_baseline("user", name, lam, seed),
             baselines.make_baseline("allocation", allocation))
@@ -55,7 +59,7 @@ def episode_sets(seed: int) -> dict[str, int]:
     return {"evaluation": EVAL_SEED + seed, "training-like": TRAIN_SEED_BASE + seed * 1_000_000 + UNSEEN_TRAINING_EPISODE}
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", help="a bench_train.py output folder (holds runs/ and profiles)")
     parser.add_argument("--episodes", type=int, default=10)
@@ -63,8 +67,22 @@ def main() -> None:
     parser.add_argument("--algos", default="", help="comma-separated algorithms to include (default: every run)")
     args = parser.parse_args()
     wanted = {a for a in args.algos.split(",") if a}
-    torch.set_num_threads(args.threads)
     out = Path(args.out)
+    try:
+        if args.episodes < 1 or args.threads < 1:
+            raise UserInputError("--episodes and --threads must be >= 1")
+        if not (out / "runs").is_dir():
+            raise UserInputError(f"{out}: not a bench_train.py output folder (no runs/ in it)")
+        check_writable(out / "episode_sets.json")
+        torch.set_num_threads(args.threads)
+        _evaluate(out, args.episodes, wanted)
+    except UserInputError as exc:
+        print(f"episode_sets: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _evaluate(out: Path, episodes: int, wanted: set[str]) -> None:
     records = []
     for run_dir in sorted((out / "runs").iterdir()):
         config = json.loads((run_dir / "config.json").read_text())
@@ -79,19 +97,19 @@ def main() -> None:
         for name, (dep, usr, alloc) in players.items():
             row = {"policy": name, "seed": seed}
             for label, episode_seed in episode_sets(seed).items():
-                env = EdgeEnv(env_cfg, catalog, num_envs=min(args.episodes, 5), seed=0)
-                result = run_episodes(env, dep, usr, alloc, args.episodes, episode_seed)
+                env = EdgeEnv(env_cfg, catalog, num_envs=min(episodes, 5), seed=0)
+                result = run_episodes(env, dep, usr, alloc, episodes, episode_seed)
                 row[label] = {m: float(result.samples[m].mean()) for m in METRICS}
             records.append(row)
             ev, tr = row["evaluation"], row["training-like"]
             print(f"{name:18s} seed {seed}: evaluation set {ev['delay_s']:.2f} s, cost {ev['user_cost']:.1f}; "
                   f"training-like set {tr['delay_s']:.2f} s, cost {tr['user_cost']:.1f}", flush=True)
     with atomic_open(out / "episode_sets.json") as fh:
-        json.dump({"episodes": args.episodes, "sets": {"evaluation": f"{EVAL_SEED} + seed",
+        json.dump({"episodes": episodes, "sets": {"evaluation": f"{EVAL_SEED} + seed",
                                                         "training-like": f"{TRAIN_SEED_BASE} + seed·1e6 + "
                                                                          f"{UNSEEN_TRAINING_EPISODE}"},
                    "rows": records}, fh, indent=2)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
