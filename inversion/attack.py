@@ -136,7 +136,13 @@ def train_decoder(features: SplitFeatures, train_images: torch.Tensor, image_siz
     fit_features = features.train[fit_idx]
     decoder = Decoder(features.shape, image_size, FeatureStandardizer.fit(fit_features),
                       config.decoder, channels=int(train_images.shape[1]))
-    decoder.linear_image.fit(decoder.standardizer(fit_features.float()), train_images[fit_idx])
+    standardised = decoder.standardizer(fit_features.float())
+    decoder.linear_image.fit(standardised, train_images[fit_idx])
+    bases = None
+    if decoder.linear_image.vector and config.decoder.base_folds > 1:
+        bases = decoder.linear_image.out_of_fold(standardised, train_images[fit_idx], config.decoder.base_folds,
+                                                 seed).to(device)
+    del standardised
     decoder = decoder.to(device)
     optimizer = torch.optim.Adam(decoder.parameter_groups(config.lr), lr=config.lr,
                                  weight_decay=config.weight_decay)
@@ -153,7 +159,7 @@ def train_decoder(features: SplitFeatures, train_images: torch.Tensor, image_siz
     for step in range(config.steps):
         idx = torch.randint(0, n, (min(config.batch_size, n),), generator=generator).to(device)
         with autocast(device, bf16):
-            recon = decoder(fit_features[idx].float())
+            recon = decoder(fit_features[idx].float(), None if bases is None else bases[idx])
         loss, ssim = pixel_loss(recon, targets[idx], config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

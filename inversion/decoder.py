@@ -43,6 +43,7 @@ class DecoderShape:
     base_width: int = 16
     max_width: int = 128
     vector_rank: int = 512     # long vectors enter through a rank-r linear map (in → r → width·s²)
+    base_folds: int = 5        # vectors: train on out-of-fold linear starts (0 or 1: in-sample, as before 2026-11-30 pm)
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -111,10 +112,9 @@ class LinearImageSeed(nn.Module):
             x, y = x[keep], y[keep]
         return x.double(), y.double()
 
-    @torch.no_grad()
-    def fit(self, features: torch.Tensor, images: torch.Tensor, ridge: float = 1e-2, max_rows: int = 65536) -> None:
-        """Closed-form ridge fit of standardised ``features`` to ``images`` resized to :attr:`shape`."""
-        x, y = self._pairs(features, images, max_rows)
+    @staticmethod
+    def _ridge(x: torch.Tensor, y: torch.Tensor, ridge: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W, b) of the ridge regression y ≈ x W + b, in its dual form when there are more columns than rows."""
         x_mean, y_mean = x.mean(0), y.mean(0)
         x, y = x - x_mean, y - y_mean
         n, d = x.shape
@@ -123,8 +123,36 @@ class LinearImageSeed(nn.Module):
             w = torch.linalg.solve(x.T @ x + lam * torch.eye(d, dtype=x.dtype), x.T @ y)
         else:
             w = x.T @ torch.linalg.solve(x @ x.T + lam * torch.eye(n, dtype=x.dtype), y)
+        return w, y_mean - x_mean @ w
+
+    @torch.no_grad()
+    def fit(self, features: torch.Tensor, images: torch.Tensor, ridge: float = 1e-2, max_rows: int = 65536) -> None:
+        """Closed-form ridge fit of standardised ``features`` to ``images`` resized to :attr:`shape`."""
+        w, b = self._ridge(*self._pairs(features, images, max_rows), ridge)
         self.map.weight.copy_(w.T.reshape(self.map.weight.shape).float())
-        self.map.bias.copy_((y_mean - x_mean @ w).float())
+        self.map.bias.copy_(b.float())
+
+    @torch.no_grad()
+    def out_of_fold(self, features: torch.Tensor, images: torch.Tensor, folds: int, seed: int,
+                    ridge: float = 1e-2) -> torch.Tensor:
+        """Each auxiliary pair's linear reconstruction from a fit that did not see it (``folds``-fold
+        cross-fitting; vector features only). N × shape.
+
+        Fitted in-sample, a map with more inputs than pairs (VGG's 4096-wide fc6 on 1,792 pairs) nearly
+        interpolates its own training images, so the decoder trained on top learns to trust a base that
+        is far worse on any other image: held-out SSIM fell from 0.444 at step 50 to 0.427 at the end while
+        training batches reached 0.70 (vgg13 fc6, BENCHMARKS.md). Out-of-fold bases are as good on the
+        training pairs as the full fit is on new images (slightly worse: each fold fits on (folds−1)/folds).
+        """
+        x, y = self._pairs(features, images, max_rows=len(features))
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+        out = torch.empty_like(y)
+        for held in order.chunk(folds):
+            keep = torch.ones(len(x), dtype=torch.bool)
+            keep[held] = False
+            w, b = self._ridge(x[keep], y[keep], ridge)
+            out[held] = x[held] @ w + b
+        return out.float().view(-1, *self.shape)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         return self.map(f).view(-1, *self.shape) if self.vector else self.map(f)
@@ -197,10 +225,12 @@ class Decoder(nn.Module):
                                           align_corners=False)
         return x
 
-    def forward(self, feature: torch.Tensor) -> torch.Tensor:
-        """``sigmoid(residual + logit(linear reconstruction))``: the learned part refines the linear one."""
+    def forward(self, feature: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+        """``sigmoid(residual + logit(linear reconstruction))``: the learned part refines the linear one.
+        ``base`` replaces the linear reconstruction (training on out-of-fold bases, :meth:`LinearImageSeed.out_of_fold`)."""
         x = self.standardizer(feature)
-        base = self.linear_image(x)
+        if base is None:
+            base = self.linear_image(x)
         if self.seed is not None:
             x = torch.cat([self.seed(x), base], dim=1)
         x = self._to_size(self.upsample(self.stem(x)))

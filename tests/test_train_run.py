@@ -183,3 +183,17 @@ def test_non_finite_parameters_stop_training_with_a_clear_error():
         next(trainer.agents.user_critics.parameters()).view(-1)[0] = float("nan")
     with pytest.raises(TrainingDiverged, match="iteration 2: non-finite parameters in .*user_critics"):
         trainer.train_iteration()
+
+
+def test_users_deployment_reward_is_the_users_mean_reward_of_its_period():
+    """deployment_reward=users: each decision earns Σ over its ΔT slots of mean_k R^usr / 100 (here without
+    the migration term): worked out from the users' own stored rewards, which price a miss at R^fail."""
+    from optimizer.algos.rollout import RewardSettings
+    trainer = _trainer(deployment_reward="users")
+    rollout = collect(trainer.env, trainer.agents, trainer.norms, 4,
+                      RewardSettings(team=True, users=True, migration_weight=0.0))
+    per_slot = rollout.user.reward.mean(-1) / 100.0                                 # (T, B)
+    by_hand = per_slot.view(2, 2, -1).sum(1)                                        # ΔT = 2: (D, B)
+    J = trainer.env.dims[1]
+    assert torch.allclose(rollout.dep.reward, by_hand.unsqueeze(-1).expand(-1, -1, J), atol=1e-6)
+    assert (rollout.dep.reward < 0).all()

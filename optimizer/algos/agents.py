@@ -11,7 +11,8 @@ from torch import nn
 
 from optimizer.algos.ablations import AlgoSpec, heuristic_allocation, heuristic_deployment
 from optimizer.algos.config import TrainConfig
-from optimizer.algos.layers import OWN_DEVICE_FEATURES, AllocationLayer, UserLayer, deployment_layer
+from optimizer.algos.layers import (OWN_DEVICE_FEATURES, SPLIT_ESTIMATE_FEATURES, AllocationLayer, UserLayer,
+                                   deployment_layer)
 from optimizer.algos.normalisers import RunningMeanStd
 from optimizer.policies.allocation import AllocationActor, AllocationCritic
 from optimizer.policies.allocation_correction import SqrtCorrectionActor
@@ -33,18 +34,24 @@ class EnvDims:
     max_input_size: int    # highest D^in
     shared_cols: tuple[int, int] | None   # columns of the local obs equal for all users (vec(X))
     channel_cols: tuple[int, int] | None = None   # the J channel features of the local obs
+    split_cols: tuple[int, int] | None = None     # the Z × 3 split estimates (:func:`layers.split_estimates`)
 
     @classmethod
-    def from_env(cls, env, observe_own: bool = False) -> "EnvDims":
+    def from_env(cls, env, observe_own: bool = False, observe_splits: bool = False) -> "EnvDims":
         """Sizes from the env; vec(X) and channel columns of the user observation from its published
-        layout; the user's own features (Z + 4 columns, :func:`layers.own_features`) come after it."""
+        layout; the user's own features (Z + 4 columns, :func:`layers.own_features`) come after it, then
+        its split estimates (Z · 3 columns)."""
         B, J, K, I, Z = env.dims
         layout = env.user_local_layout
         glob_dim = 2 * K + J * I
         cols = (layout.deployment.start, layout.deployment.stop)
         channel = (layout.channel.start, layout.channel.stop) if layout.channel is not None else None
         width = layout.width + (Z + OWN_DEVICE_FEATURES if observe_own else 0)
-        return cls(J, K, I, Z, width, glob_dim, env.cfg.input_batch[1], cols, channel)
+        split_cols = None
+        if observe_splits:
+            split_cols = (width, width + Z * SPLIT_ESTIMATE_FEATURES)
+            width = split_cols[1]
+        return cls(J, K, I, Z, width, glob_dim, env.cfg.input_batch[1], cols, channel, split_cols)
 
 
 @dataclass
@@ -75,7 +82,8 @@ def build_agents(spec: AlgoSpec, cfg: TrainConfig, dims: EnvDims, device: torch.
     central = spec.centralised_critics
     agents = Agents(
         user_actor=UserActor(dims.local_dim, dims.num_servers, dims.num_splits, cfg.hidden_user,
-                             dims.shared_cols, dims.channel_cols if cfg.user_server_scoring else None),
+                             dims.shared_cols, dims.channel_cols if cfg.user_server_scoring else None,
+                             split_cols=dims.split_cols),
         user_critics=UserCritics(dims.local_dim, dims.global_dim, cfg.hidden_user, central,
                                  dims.shared_cols),
         deployment=_deployment(cfg, dims, central) if spec.learned_deployment else None,
@@ -89,7 +97,7 @@ def build_agents(spec: AlgoSpec, cfg: TrainConfig, dims: EnvDims, device: torch.
     for module in agents.modules().values():
         module.to(device)
     agents.user_layer = UserLayer(agents.user_actor, agents.user_critics, cfg.user_observes_own_device,
-                                  dims.shared_cols)
+                                  dims.shared_cols, observe_splits=dims.split_cols is not None)
     if agents.alloc_actor is not None:
         agents.allocation = AllocationLayer(agents.alloc_actor, agents.alloc_critic, dims.num_services,
                                             dims.max_input_size, dims.num_splits)

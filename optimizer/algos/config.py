@@ -53,10 +53,11 @@ class TrainConfig:
     hidden_allocation: int = 64
     user_server_scoring: bool = True    # server logits also from a head shared by all servers (channel)
     user_observes_own_device: bool = True   # users also see their cache and device (ε, Pre, f, P): eq. 16 + Z + 4
+    user_observes_split_estimates: bool = False   # + each split's estimated cost and delay (Z·3); on in "default"
     embedding_dim: int = 16             # d_m, d_s (eq. 16) and split embedding (eq. 18 keys)
     # Deployment layer
     deployment_policy: str = "in-turn"  # in-turn (coverage-aware, per-step ratios) | gru (paper, eq. 28-30)
-    deployment_reward: str = "team"     # team (misses + migration, shared) | eq24 (per server H_j - C^mig_j)
+    deployment_reward: str = "team"     # team (misses + migration, shared) | users (users' R^usr + migration) | eq24
     deployment_migration_weight: float = 0.01   # team reward: per second of C^mig (eq. 23), per server
     deployment_stop_action: bool = False  # gru only: a learned stop action
     deployment_observes_previous: bool = False  # gru only: own x_j(t−ΔT) and coverage (in-turn always)
@@ -117,7 +118,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-CHOICES = {"deployment_policy": ("in-turn", "gru"), "deployment_reward": ("team", "eq24"),
+CHOICES = {"deployment_policy": ("in-turn", "gru"), "deployment_reward": ("team", "users", "eq24"),
            "allocation_policy": ("sqrt-correction", "attention")}
 
 # The paper's choices (Sec. V-A, eq. 24, 28-33): one γ = 0.99 and GAE λ = 0.95 for every layer, the GRU
@@ -129,8 +130,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                   hidden_allocation=128, entropy_deployment=0.25, deployment_policy="gru",
                   deployment_reward="eq24", allocation_policy="attention", lambda_pid=False,
                   lambda_normalised=False, charge_misses_to_deployment=False, user_server_scoring=False,
-                  user_observes_own_device=False, hidden_user=256, warm_start=False),
-    "default": {},
+                  user_observes_own_device=False, user_observes_split_estimates=False, hidden_user=256,
+                  warm_start=False),
+    "default": {"user_observes_split_estimates": True},
 }
 
 

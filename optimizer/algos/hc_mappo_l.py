@@ -74,7 +74,7 @@ class Trainer:
         self.env = EdgeEnv(env_cfg, catalog, num_envs=cfg.num_envs, device=self.device, seed=cfg.seed)
         self.env.reset(seed=self.episode_seed(0))
         self.episodes = 1                            # episodes started (the env is in episode 0)
-        self.dims = EnvDims.from_env(self.env, cfg.user_observes_own_device)
+        self.dims = EnvDims.from_env(self.env, cfg.user_observes_own_device, cfg.user_observes_split_estimates)
         self.agents: Agents = build_agents(self.spec, cfg, self.dims, self.device, self.env.catalog.model_bytes)
         self.optimisers = {name: torch.optim.Adam(module.parameters(), lr=cfg.lr, eps=1e-5, fused=True)
                            for name, module in self.agents.modules().items()}
@@ -112,7 +112,8 @@ class Trainer:
         if self.env.truncated_flag:
             self.env.reset(seed=self.episode_seed(self.episodes))
             self.episodes += 1
-        rewards = RewardSettings(team=cfg.deployment_reward == "team",
+        rewards = RewardSettings(team=cfg.deployment_reward in ("team", "users"),
+                                 users=cfg.deployment_reward == "users",
                                  migration_weight=cfg.deployment_migration_weight,
                                  charge_misses=cfg.charge_misses_to_deployment, lam=self.lam)
         with autocast(self.device, self.bf16):

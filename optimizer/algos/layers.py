@@ -21,7 +21,7 @@ from optimizer.policies.allocation import user_tokens
 from optimizer.policies.allocation_correction import SqrtCorrectionActor
 from optimizer.policies.common import SlotSplit
 from optimizer.policies.deployment_in_turn import DeploymentState, InTurnDeployment
-from optimizer.baselines import sqrt_shares
+from optimizer.baselines import channel_server, sqrt_shares
 
 
 # ------------------------------------------------------------------------------------------- users
@@ -46,9 +46,39 @@ def own_features(env) -> torch.Tensor:
     return torch.cat([cache, device.float()], dim=-1)
 
 
-def user_local(env, uo, observe_own: bool) -> torch.Tensor:
-    """The user actor's and critics' local input: eq. 16 (+ channel) of the env, + :func:`own_features`."""
-    return torch.cat([uo.local, own_features(env)], dim=-1) if observe_own else uo.local
+SPLIT_ESTIMATE_FEATURES = 3
+
+
+def split_estimates(env, uo) -> torch.Tensor:
+    """What each split of its request would cost a user, (B, K, Z·3) split-major: at its strongest-channel
+    server among those allowed, with an equal share of a server carrying the average load K / J,
+    μ1 C^priv / 100 and μ2 e / 100 (eq. 12 cost units) and log(1 + τ / τ̄) (eq. 5–10,
+    :meth:`EdgeEnv.estimate_outcome`). Everything in it is the user's own (device, channel, request, cache)
+    or public (profile tables, server capacities): not other users' choices. 0 on invalid splits.
+
+    An extension of eq. 16 (README, departures): the paper's users must learn each model's per-split
+    privacy and energy from a one-hot of the model; these give the split head the price of every split."""
+    B, J, K, I, Z = env.dims
+    server = channel_server(env, uo).unsqueeze(-1).expand(B, K, Z)
+    split = torch.arange(Z, device=server.device).expand(B, K, Z)
+    load = torch.full((B, J), K / J, device=server.device)
+    est = env.estimate_outcome(server, split, load)
+    cost = env.cfg.cost
+    feats = torch.stack([cost.mu1 * est.privacy / 100.0, cost.mu2 * est.energy_j / 100.0,
+                         torch.log1p(est.delay_s / cost.delay_limit_s)], dim=-1).float()
+    feats = torch.nan_to_num(feats, nan=0.0, posinf=10.0, neginf=-10.0).clamp(-10.0, 10.0)
+    return torch.where(uo.split_mask.unsqueeze(-1), feats, torch.zeros_like(feats)).flatten(-2)
+
+
+def user_local(env, uo, observe_own: bool, observe_splits: bool = False) -> torch.Tensor:
+    """The user actor's and critics' local input: eq. 16 (+ channel) of the env, + :func:`own_features`,
+    + :func:`split_estimates`."""
+    parts = [uo.local]
+    if observe_own:
+        parts.append(own_features(env))
+    if observe_splits:
+        parts.append(split_estimates(env, uo))
+    return torch.cat(parts, dim=-1) if len(parts) > 1 else uo.local
 
 
 class UserLayer:
@@ -58,12 +88,12 @@ class UserLayer:
     ``local_slot`` = vec(X) once per slot) when the networks know the shared columns."""
 
     def __init__(self, actor, critics, observe_own: bool = False,
-                 shared_cols: tuple[int, int] | None = None) -> None:
+                 shared_cols: tuple[int, int] | None = None, observe_splits: bool = False) -> None:
         self.actor, self.critics, self.observe_own = actor, critics, observe_own
-        self.shared_cols = shared_cols
+        self.shared_cols, self.observe_splits = shared_cols, observe_splits
 
     def local(self, env, uo) -> torch.Tensor:
-        return user_local(env, uo, self.observe_own)
+        return user_local(env, uo, self.observe_own, self.observe_splits)
 
     def stored_form(self, local: torch.Tensor) -> torch.Tensor | SlotSplit:
         """What the rollout keeps of a full local observation (the same values, vec(X) once per slot)."""

@@ -12,6 +12,9 @@ Deployment reward (per decision, summed over its ΔT slots):
   the delay the period's misses cost (a miss waits τ_fail), in units of τ̄ and weighted like the users'
   delay cost, minus a migration term that cannot dominate (ω = 0.01 per second: redeploying every
   server, ≈ 90 s, costs 0.9, a 10 % miss rate costs 1.0 at λ = 0).
+- ``users``: every server of a copy gets the users' mean reward R^usr (eq. 25) summed over the period's
+  slots, / 100, minus the same migration term: the deployment is paid for what its placement costs the
+  users (a replica near them cuts their transmit energy), with a miss priced at R^fail as the users are.
 With ``charge_misses_to_deployment`` a request no server hosts costs its user τ̄ in the Lagrangian cost
 (nothing the user does changes it); the λ update still uses the true mean delay.
 """
@@ -45,6 +48,7 @@ class Rollout:
 @dataclass
 class RewardSettings:
     team: bool = True
+    users: bool = False         # team migration term + the users' mean R^usr instead of the miss penalty
     migration_weight: float = 0.01
     charge_misses: bool = True
     lam: float = 0.0
@@ -80,7 +84,7 @@ def collect(env, agents: Agents, norms: ValueNormalisers, slots: int,
     for t in range(T):
         if env.deployment_due:
             d += 1
-            if dep is not None and d > 0 and rewards.team:
+            if dep is not None and d > 0 and rewards.team and not rewards.users:
                 dep.add(d - 1, "reward", _miss_penalty(misses, requests, rewards, tau_fail, tau_bar, J))
             misses.zero_()
             requests = 0
@@ -104,13 +108,15 @@ def collect(env, agents: Agents, norms: ValueNormalisers, slots: int,
             alloc.put(t, reward=res.alloc_reward)
         if dep is not None and not rewards.team:
             dep.add(d, "reward", res.dep_reward)
+        if dep is not None and rewards.users:
+            dep.add(d, "reward", (res.user_reward.mean(-1, keepdim=True) / 100.0).expand(B, J))
         misses += (~on_chosen).sum(-1)
         requests += K
         for name, value in res.metrics.items():
             if name not in metrics:
                 metrics[name] = torch.zeros(T, B, device=env.device)
             metrics[name][t] = value
-    if dep is not None and rewards.team:
+    if dep is not None and rewards.team and not rewards.users:
         dep.add(d, "reward", _miss_penalty(misses, requests, rewards, tau_fail, tau_bar, J))
 
     # critics' values of every stored step, in one pass per layer (they do not act)

@@ -28,12 +28,13 @@ class UserActor(nn.Module):
     With ``channel_cols`` (the J channel features of the observation) the server logits add a term
     shared by all servers, v·tanh(W h + c_j w + b) for server j's channel feature c_j: a user learns
     "prefer the stronger channel" once for every server instead of once per server index (an
-    extension of the paper's MLP head; README, departures).
+    extension of the paper's MLP head; README, departures). With ``split_cols`` (F estimates per split,
+    split-major) the split logits add the same kind of shared term, v·tanh(W h + U f_z), over splits.
     """
 
     def __init__(self, local_dim: int, num_servers: int, num_splits: int, hidden: int = 256,
                  shared_cols: tuple[int, int] | None = None, channel_cols: tuple[int, int] | None = None,
-                 channel_hidden: int = 32) -> None:
+                 channel_hidden: int = 32, split_cols: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.trunk = nn.Sequential(SlotSharedLinear(local_dim, hidden, shared_cols), nn.Tanh(),
                                    orthogonal_init(nn.Linear(hidden, hidden)), nn.Tanh())
@@ -44,6 +45,12 @@ class UserActor(nn.Module):
             self.channel_query = orthogonal_init(nn.Linear(hidden, channel_hidden))
             self.channel_in = nn.Parameter(torch.randn(channel_hidden))
             self.channel_out = orthogonal_init(nn.Linear(channel_hidden, 1, bias=False), 0.01)
+        self.split_cols, self.num_splits = split_cols, num_splits
+        if split_cols is not None:
+            per_split = (split_cols[1] - split_cols[0]) // num_splits
+            self.split_query = orthogonal_init(nn.Linear(hidden, channel_hidden))
+            self.split_in = orthogonal_init(nn.Linear(per_split, channel_hidden, bias=False))
+            self.split_out = orthogonal_init(nn.Linear(channel_hidden, 1, bias=False), 0.01)
 
     def logits(self, local: torch.Tensor | SlotSplit) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(local)
@@ -54,12 +61,22 @@ class UserActor(nn.Module):
             channel = channel * self.channel_in.to(query.dtype)
             per_server = torch.tanh(query.unsqueeze(-2) + channel)                           # (..., K, J, H2)
             server = server + self.channel_out(per_server).squeeze(-1)
-        return server, self.split_head(h)
+        split = self.split_head(h)
+        if self.split_cols is not None:
+            query = self.split_query(h)
+            feats = self._columns(local, self.split_cols).to(query.dtype)
+            feats = feats.unflatten(-1, (self.num_splits, -1))                                # (..., K, Z, F)
+            per_split = torch.tanh(query.unsqueeze(-2) + self.split_in(feats))
+            split = split + self.split_out(per_split).squeeze(-1)
+        return server, split
 
     def _channel(self, local: torch.Tensor | SlotSplit) -> torch.Tensor:
+        return self._columns(local, self.channel_cols)
+
+    def _columns(self, local: torch.Tensor | SlotSplit, cols: tuple[int, int]) -> torch.Tensor:
         if isinstance(local, SlotSplit):
-            return local.columns(self.channel_cols, self.trunk[0].shared)
-        a, b = self.channel_cols
+            return local.columns(cols, self.trunk[0].shared)
+        a, b = cols
         return local[..., a:b]
 
     @torch.no_grad()
