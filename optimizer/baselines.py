@@ -230,7 +230,7 @@ class RandomUser:
         return server.view(B, K).to(env.device), split.view(B, K).to(env.device)
 
 
-def _all_splits(env: EdgeEnv, server: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def all_splits(env: EdgeEnv, server: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Candidates (B, K, Z): the given server with every split point."""
     Z = env.dims[4]
     splits = torch.arange(Z, device=env.device).expand(*server.shape, Z)
@@ -244,7 +244,7 @@ class Greedy:
 
     def act(self, env: EdgeEnv, obs: UserObs) -> tuple[torch.Tensor, torch.Tensor]:
         server = channel_server(env, obs)
-        cand_server, cand_split = _all_splits(env, server)
+        cand_server, cand_split = all_splits(env, server)
         est = env.estimate_outcome(cand_server, cand_split, users_per_server(server, env.dims[1]))
         delay = torch.where(obs.split_mask, est.delay_s, torch.full_like(est.delay_s, math.inf))
         meets = delay <= env.cfg.cost.delay_limit_s
@@ -285,7 +285,7 @@ class LagrangianUser:
             est = env.estimate_outcome(servers, splits, users_per_server(server, J), current_server=server)
             score = torch.where(allowed, lagrangian_score(est, self.lam, env), torch.full_like(est.delay_s, math.inf))
             server = torch.where(group == p, score.argmin(-1) // Z, server)
-        cand_server, cand_split = _all_splits(env, server)
+        cand_server, cand_split = all_splits(env, server)
         est = env.estimate_outcome(cand_server, cand_split, users_per_server(server, J))
         score = torch.where(obs.split_mask, lagrangian_score(est, self.lam, env), torch.full_like(est.delay_s, math.inf))
         return server, score.argmin(-1)
