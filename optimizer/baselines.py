@@ -76,11 +76,16 @@ def make_baseline(layer: Layer, name: str, lam: float = 0.0, seed: int = 0):
     return policy
 
 
+def fill_keys(score: torch.Tensor, model_bytes: torch.Tensor) -> torch.Tensor:
+    """The order :func:`greedy_fill` takes services in, as float64 keys: ``score``, ties to smaller models."""
+    tie = -model_bytes / model_bytes.max().clamp_min(1.0) * 1e-6
+    return score.double() + tie.double()
+
+
 def greedy_fill(score: torch.Tensor, model_bytes: torch.Tensor, storage_bytes: torch.Tensor) -> torch.Tensor:
     """Deploy services in decreasing ``score`` (B, J, I), skipping any that no longer fit (C7).
     Ties go to smaller models. A loop over the I services, vectorised over copies and servers."""
-    tie = -model_bytes / model_bytes.max().clamp_min(1.0) * 1e-6
-    order = (score.double() + tie.double()).argsort(dim=-1, descending=True, stable=True)
+    order = fill_keys(score, model_bytes).argsort(dim=-1, descending=True, stable=True)
     x = torch.zeros_like(score, dtype=torch.bool)
     used = torch.zeros_like(storage_bytes)
     for n in range(order.shape[-1]):
@@ -101,10 +106,13 @@ class PopularityDeployment:
     def __init__(self, global_weight: float = 0.01) -> None:
         self.global_weight = global_weight
 
-    def deploy(self, env: EdgeEnv, obs: DeploymentObs) -> torch.Tensor:
+    def scores(self, obs: DeploymentObs) -> torch.Tensor:
+        """h_{j,i} + w·r_i (B, J, I): the order in which each server takes services."""
         I = obs.model_bytes.shape[0]
-        score = obs.local[..., I:2 * I] + self.global_weight * obs.local[..., :I]
-        return greedy_fill(score, obs.model_bytes, obs.storage_bytes)
+        return obs.local[..., I:2 * I] + self.global_weight * obs.local[..., :I]
+
+    def deploy(self, env: EdgeEnv, obs: DeploymentObs) -> torch.Tensor:
+        return greedy_fill(self.scores(obs), obs.model_bytes, obs.storage_bytes)
 
 
 @register_baseline("lru", "deployment")

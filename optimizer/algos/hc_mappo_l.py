@@ -28,7 +28,7 @@ from optimizer.algos.env_state import env_state, load_env_state
 from optimizer.algos.gae import gae, next_values_from
 from optimizer.algos.lagrange import make_multiplier
 from optimizer.algos.rollout import Rollout, RewardSettings, collect
-from optimizer.algos.warm_start import warm_start_users
+from optimizer.algos.warm_start import warm_start
 from optimizer.env import EdgeEnv
 from optimizer.env.metrics import delay_quantiles
 
@@ -107,8 +107,8 @@ class Trainer:
         cfg = self.cfg
         start = time.perf_counter()
         warm = {}
-        if cfg.warm_start and self.iteration == 0:
-            warm = warm_start_users(self)
+        if self.iteration == 0:
+            warm = warm_start(self)
         if self.env.truncated_flag:
             self.env.reset(seed=self.episode_seed(self.episodes))
             self.episodes += 1

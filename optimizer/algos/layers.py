@@ -21,7 +21,7 @@ from optimizer.policies.allocation import user_tokens
 from optimizer.policies.allocation_correction import SqrtCorrectionActor
 from optimizer.policies.common import SlotSplit
 from optimizer.policies.deployment_in_turn import DeploymentState, InTurnDeployment
-from optimizer.baselines import all_splits, channel_server, sqrt_shares
+from optimizer.baselines import channel_server, sqrt_shares
 
 
 # ------------------------------------------------------------------------------------------- users
@@ -58,8 +58,9 @@ def split_estimates(env, uo) -> torch.Tensor:
 
     An extension of eq. 16 (README, departures): the paper's users must learn each model's per-split
     privacy and energy from a one-hot of the model; these give the split head the price of every split."""
-    B, J, K, _, _ = env.dims
-    server, split = all_splits(env, channel_server(env, uo))
+    B, J, K, _, Z = env.dims
+    server = channel_server(env, uo).unsqueeze(-1)                    # (B, K, 1): broadcast over splits
+    split = torch.arange(Z, device=server.device).expand(B, K, Z)
     load = torch.full((B, J), K / J, device=server.device)
     est = env.estimate_outcome(server, split, load)
     cost = env.cfg.cost

@@ -28,8 +28,11 @@ class UserActor(nn.Module):
     With ``channel_cols`` (the J channel features of the observation) the server logits add a term
     shared by all servers, v·tanh(W h + c_j w + b) for server j's channel feature c_j: a user learns
     "prefer the stronger channel" once for every server instead of once per server index (an
-    extension of the paper's MLP head; README, departures). With ``split_cols`` (F estimates per split,
-    split-major) the split logits add the same kind of shared term, v·tanh(W h + U f_z), over splits.
+    extension of the paper's MLP head; README, departures). With ``split_cols`` (F estimated prices per
+    split, split-major) the split logits add w(h)·f_z, a per-user weighting of split z's prices f_z with
+    w(h) = W h + b: the form of a Lagrangian score −(μ1 C^priv + μ2 e + λ τ), whose weights the user
+    learns per state. (A shared tanh head v·tanh(W h + U f_z) learned the same cost and cost 27 % of an
+    iteration: BENCHMARKS, Speed.)
     """
 
     def __init__(self, local_dim: int, num_servers: int, num_splits: int, hidden: int = 256,
@@ -48,9 +51,7 @@ class UserActor(nn.Module):
         self.split_cols, self.num_splits = split_cols, num_splits
         if split_cols is not None:
             per_split = (split_cols[1] - split_cols[0]) // num_splits
-            self.split_query = orthogonal_init(nn.Linear(hidden, channel_hidden))
-            self.split_in = orthogonal_init(nn.Linear(per_split, channel_hidden, bias=False))
-            self.split_out = orthogonal_init(nn.Linear(channel_hidden, 1, bias=False), 0.01)
+            self.split_price = orthogonal_init(nn.Linear(hidden, per_split), 0.01)
 
     def logits(self, local: torch.Tensor | SlotSplit) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(local)
@@ -63,11 +64,9 @@ class UserActor(nn.Module):
             server = server + self.channel_out(per_server).squeeze(-1)
         split = self.split_head(h)
         if self.split_cols is not None:
-            query = self.split_query(h)
-            feats = self._columns(local, self.split_cols).to(query.dtype)
-            feats = feats.unflatten(-1, (self.num_splits, -1))                                # (..., K, Z, F)
-            per_split = torch.tanh(query.unsqueeze(-2) + self.split_in(feats))
-            split = split + self.split_out(per_split).squeeze(-1)
+            weight = self.split_price(h).float()                                             # (..., K, F)
+            prices = self._columns(local, self.split_cols).float().unflatten(-1, (self.num_splits, -1))
+            split = split + (prices * weight.unsqueeze(-2)).sum(-1)                           # (..., K, Z)
         return server, split
 
     def _channel(self, local: torch.Tensor | SlotSplit) -> torch.Tensor:
