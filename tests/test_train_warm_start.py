@@ -106,3 +106,16 @@ def test_no_clone_no_play():
 def test_deployment_clone_needs_the_in_turn_policy():
     with pytest.raises(UserInputError, match="warm_start_deployment"):
         TrainConfig(warm_start_deployment=True, deployment_policy="gru").validate()
+
+
+def test_default_preset_clones_the_deployment_and_the_paper_preset_does_not():
+    from optimizer.train_commands import build_configs
+    default, _ = build_configs(())
+    assert (default.warm_start_deployment, default.deployment_reward, default.entropy_deployment,
+            default.warm_start) == (True, "users", 0.0, False)
+    paper, _ = build_configs((), "paper")
+    assert not paper.warm_start_deployment and paper.deployment_reward == "eq24"
+    off, _ = build_configs(("warm_start_deployment=false",))
+    assert not off.warm_start_deployment
+    users, _ = build_configs((), warm_start=True)           # --warm-start
+    assert users.warm_start and users.warm_start_deployment
