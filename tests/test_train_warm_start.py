@@ -119,3 +119,18 @@ def test_default_preset_clones_the_deployment_and_the_paper_preset_does_not():
     assert not off.warm_start_deployment
     users, _ = build_configs((), warm_start=True)           # --warm-start
     assert users.warm_start and users.warm_start_deployment
+
+
+def test_a_checkpoint_from_an_older_network_shape_is_refused_in_one_line(tmp_path):
+    from optimizer.algos import checkpoint
+    from optimizer.algos.trained import load_policies
+    trainer = _trainer()
+    state = trainer.state_dict()
+    actor = state["modules"]["user_actor"]
+    actor["split_query.weight"] = actor.pop("server_head.0.weight")     # a renamed layer
+    checkpoint.save(tmp_path, {"train_config": trainer.cfg.to_dict(), "env_config": {}, "profiles": FIXTURES,
+                               "dims": vars(trainer.dims), "trainer": state, "history": []})
+    with pytest.raises(UserInputError, match="'user_actor' network does not match"):
+        load_policies(tmp_path)
+    with pytest.raises(UserInputError, match="does not match"):
+        _trainer().load_state_dict(state)

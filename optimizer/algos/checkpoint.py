@@ -44,3 +44,15 @@ def load(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserInputError(f"{path}: not a splitpriv training checkpoint (format {FORMAT})")
     return payload
+
+
+def load_modules(modules: dict[str, torch.nn.Module], states: dict[str, Any]) -> None:
+    """Load each network's saved weights; one-line UserInputError if the trainer has changed shape since
+    (e.g. a run saved before the users' split head became w(h)·f_z on 2026-11-30)."""
+    for key, module in modules.items():
+        try:
+            module.load_state_dict(states[key])
+        except (KeyError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else key
+            raise UserInputError(f"checkpoint: its '{key}' network does not match this version's ({first}); "
+                                 "train the run again") from None

@@ -20,7 +20,7 @@ import torch
 from common.devices import resolve_device
 from common.errors import UserInputError
 from common.precision import autocast, use_bf16
-from optimizer.algos import ppo
+from optimizer.algos import checkpoint, ppo
 from optimizer.algos.ablations import get_spec
 from optimizer.algos.agents import Agents, EnvDims, ValueNormalisers, build_agents
 from optimizer.algos.config import TrainConfig
@@ -213,8 +213,7 @@ class Trainer:
         self.iteration = int(state["iteration"])
         self.episodes = int(state["episodes"])
         load_env_state(self.env, state["env"])
-        for key, module in self.agents.modules().items():
-            module.load_state_dict(state["modules"][key])
+        checkpoint.load_modules(self.agents.modules(), state["modules"])
         for key, optimiser in self.optimisers.items():
             optimiser.load_state_dict(state["optimisers"][key])
         self.norms.load_state_dict(state["normalisers"])

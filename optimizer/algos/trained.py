@@ -109,7 +109,6 @@ def load_policies(checkpoint_dir: str | os.PathLike, device: str | torch.device 
     cfg = TrainConfig(**saved["train_config"])
     dims = EnvDims(**saved["dims"])
     agents = build_agents(get_spec(cfg.algo), cfg, dims, torch.device(device))
-    for key, module in agents.modules().items():
-        module.load_state_dict(saved["trainer"]["modules"][key])
+    checkpoint.load_modules(agents.modules(), saved["trainer"]["modules"])
     env_cfg = from_dict(EnvConfig, saved["env_config"])
     return (*learned_policies(agents, dims.local_dim, deterministic, sample_users, sample_deployment), env_cfg)
