@@ -60,7 +60,7 @@ class TrainConfig:
     # Deployment layer
     deployment_policy: str = "in-turn"  # in-turn (coverage-aware, per-step ratios) | gru (paper, eq. 28-30)
     deployment_reward: str = "team"     # team (misses + migration, shared) | users (users' R^usr + migration) | eq24
-    deployment_migration_weight: float = 0.01   # team reward: per second of C^mig (eq. 23), per server
+    deployment_migration_weight: float = 0.01   # team and users rewards: per second of C^mig (eq. 23)
     deployment_stop_action: bool = False  # gru only: a learned stop action
     deployment_observes_previous: bool = False  # gru only: own x_j(t−ΔT) and coverage (in-turn always)
     # Allocation layer
@@ -77,7 +77,7 @@ class TrainConfig:
     pid_ki: float = 0.05
     pid_kd: float = 0.0
     charge_misses_to_deployment: bool = True   # a request no server hosts: its τ_fail is charged to the
-                                               # deployment (team reward), not to the user's cost
+                                               # deployment (team or users reward), not the user's cost
     # Optional warm start: behaviour cloning from the heuristics before PPO (algos/warm_start.py)
     warm_start: bool = False            # the users, from the calibrated Lagrangian heuristic
     warm_start_deployment: bool = False  # the in-turn deployment, from the popularity heuristic
@@ -105,8 +105,9 @@ class TrainConfig:
                 raise UserInputError(f"train config: '{name}' must be one of {', '.join(allowed)}, "
                                      f"got {getattr(self, name)!r}")
         if self.warm_start_deployment and self.deployment_policy != "in-turn":
-            raise UserInputError("train config: 'warm_start_deployment' clones the in-turn deployment; "
-                                 f"deployment_policy is {self.deployment_policy!r}")
+            raise UserInputError("train config: 'warm_start_deployment' (on in the default preset) clones the "
+                                 f"in-turn deployment, not {self.deployment_policy!r}; add --set "
+                                 "warm_start_deployment=false")
         for name in ("gamma_user", "gae_lambda_user", "gamma_allocation", "gae_lambda_allocation",
                      "gamma_deployment", "gae_lambda_deployment", "clip"):
             if not 0 <= getattr(self, name) <= 1:
