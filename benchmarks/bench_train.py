@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--summarise", action="store_true",
                         help="only rebuild OUT/summary.* and OUT/convergence.png from OUT/rows")
     parser.add_argument("--iterations", type=int, default=20)
-    parser.add_argument("--num-envs", type=int, default=TrainConfig.num_envs)
+    parser.add_argument("--num-envs", type=int, default=None, help="env copies (default: the preset's)")
     parser.add_argument("--profiles", default="data/profiles")
     parser.add_argument("--synthetic-profiles", action="store_true")
     parser.add_argument("--eval-episodes", type=int, default=10)
@@ -77,9 +77,9 @@ def main() -> None:
     parser.add_argument("--throughput-iterations", type=int, default=6,
                         help="iterations timed per --throughput entry (the first is not counted)")
     parser.add_argument("--preset", default="default", help="TrainConfig preset (default | paper)")
-    parser.add_argument("--throughput", default=None, metavar="B1,B2,...",
-                        help="only measure HC-MAPPO-L speed for these num_envs "
-                             "(4 iterations each, the first not counted)")
+    parser.add_argument("--throughput", default=None, metavar="B1,B2xT2,...",
+                        help="only measure HC-MAPPO-L speed for these num_envs (BxT: B copies of T-slot "
+                             "rollouts; B alone keeps the preset's rollout_slots)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.throughput:
@@ -106,9 +106,10 @@ def main() -> None:
     rows_dir = out / "rows"
     rows_dir.mkdir(exist_ok=True)
     for algo, seed in jobs:
-        cfg = TrainConfig(**{**preset(args.preset), "algo": algo, "iterations": args.iterations,
-                             "num_envs": args.num_envs, "seed": seed, "device": args.device,
-                             "precision": args.precision, "tensorboard": False})
+        given = {"num_envs": args.num_envs} if args.num_envs is not None else {}
+        cfg = TrainConfig(**{**preset(args.preset), **given, "algo": algo, "iterations": args.iterations,
+                             "seed": seed, "device": args.device, "precision": args.precision,
+                             "tensorboard": False})
         run_dir = out / "runs" / f"{algo}-s{seed}"
         result = train_run(cfg, env_cfg, profiles, run_dir, resume=(run_dir / "checkpoint.pt").exists(),
                            progress=True)
@@ -165,13 +166,16 @@ def throughput(args) -> None:
     env_cfg = EnvConfig()
     catalog = load_catalog(profiles, env_cfg)
     results = []
-    for num_envs in (int(b) for b in args.throughput.split(",")):
-        trainer = Trainer(TrainConfig(**{**preset(args.preset), "num_envs": num_envs, "device": args.device,
+    for entry in args.throughput.split(","):
+        num_envs, _, slots = entry.partition("x")
+        shape = {"num_envs": int(num_envs)} | ({"rollout_slots": int(slots)} if slots else {})
+        trainer = Trainer(TrainConfig(**{**preset(args.preset), **shape, "device": args.device,
                                          "precision": args.precision, "tensorboard": False}), env_cfg, catalog)
         stats = [trainer.train_iteration() for _ in range(args.throughput_iterations)][1:]
         with FlopCounterMode(display=False) as flops:
             trainer.train_iteration()
-        row = {"num_envs": num_envs, "slots_per_iteration": num_envs * trainer.slots,
+        row = {"num_envs": trainer.cfg.num_envs, "rollout_slots": trainer.slots,
+               "slots_per_iteration": trainer.cfg.num_envs * trainer.slots,
                "precision": "bf16" if trainer.bf16 else "fp32", "threads": torch.get_num_threads()}
         for key in ("env_slots_per_s", "rollout_s", "update_s", "user_update_s", "alloc_update_s",
                     "dep_update_s", "iteration_s"):
@@ -194,7 +198,9 @@ def meta_of(args, profiles: str, seeds: list[int], started: str) -> dict:
     return {"started": started, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
             "command": " ".join(sys.argv), "profiles": profiles, "synthetic": profiles == SYNTHETIC,
             "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {args.device}",
-            "iterations": args.iterations, "num_envs": args.num_envs, "seeds": seeds,
+            "iterations": args.iterations, "seeds": seeds,
+            "num_envs": args.num_envs or preset(args.preset).get("num_envs", TrainConfig.num_envs),
+            "rollout_slots": preset(args.preset).get("rollout_slots", TrainConfig.rollout_slots),
             "eval_episodes": args.eval_episodes, "eval_seed": EVAL_SEED, "env": "EnvConfig() defaults",
             "preset": args.preset}
 

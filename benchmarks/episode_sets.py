@@ -7,7 +7,7 @@ For every run directory ``OUT/runs/ALGO-sSEED`` (and, once per seed, Edge-Only, 
 Lagrangian heuristic with the λ it calibrated in OUT/rows) it evaluates on two sets of 10 fresh 200-slot
 episodes: the evaluation set of that seed (``EVAL_SEED + seed``, the one in OUT/summary) and a set drawn
 from the training seed stream but never trained on (episode 1,100 of that seed; 1000 iterations of
-4 copies × 50 slots play episodes 0–249). Users and deployment sample their trained stochastic policies
+10 copies × 20 slots play episodes 0–99, of 4 copies × 50 slots 0–249). Users and deployment sample their trained stochastic policies
 (``sampled_*`` in the summary). Prints one line per policy and writes OUT/episode_sets.json. Both sets
 come from the same distribution: the gap between them is the spread of 10-episode means, which the CI
 over 3 seeds in the summary does not show.

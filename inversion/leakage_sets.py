@@ -21,8 +21,8 @@ Rules (no measured value is ever dropped):
 3. A rerun finds its finished splits in the table itself (active, partial or replaced set), so
    resuming needs no results folder; the history entry it started from is then folded into its set.
 
-Restore an older set by hand: copy its ``splits`` back into ``splits[z]["leakage"]`` and its ``meta``
-into ``leakage_meta`` (or rerun ``leakage`` with its settings, which resumes from it).
+Restore an older complete set with ``cli.py leakage-sets TABLE --activate KEY`` (:func:`activate`), or rerun
+``leakage`` with its settings, which resumes from it.
 """
 
 from __future__ import annotations
@@ -110,3 +110,37 @@ def place_set(table: dict[str, Any], key: str, meta: dict[str, Any], entries: di
     else:
         table.pop(HISTORY, None)
     return table, where
+
+
+def describe(table: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every set of the table, the active one first: where it is, its key, settings and how many of the
+    splits 1..L−1 it has measured (``complete`` when all)."""
+    num_inner = len(table["units"]) - 1
+    sets = []
+    if measured_splits(table):
+        sets.append(("active", measured_splits(table), table.get("leakage_meta") or {}))
+    for entry in history(table):
+        sets.append((str(entry.get("status")), {int(z): v for z, v in entry.get("splits", {}).items()},
+                     entry.get("meta") or {}))
+    return [{"where": where, "key": meta.get("settings_key"), "meta": meta, "splits": entries,
+             "measured": len(entries), "of": num_inner, "complete": len(entries) >= num_inner}
+            for where, entries, meta in sets]
+
+
+def activate(table: dict[str, Any], key: str, now: str) -> dict[str, Any]:
+    """A copy of ``table`` whose active set is the complete history set ``key``; the set active before
+    moves to the history (``replaced``). Raises ``KeyError`` for an unknown key and ``ValueError`` for a
+    set that has not measured every split (its numbers would mix with nothing)."""
+    found = find_set(table, key)
+    if found is None:
+        raise KeyError(key)
+    where, entries, meta = found
+    if where == "active":
+        return copy.deepcopy(table)
+    num_units = len(table["units"])
+    missing = [z for z in range(1, num_units) if z not in entries]
+    if missing:
+        raise ValueError(f"set {key} has not measured splits {missing}")
+    boundary = {z: table["splits"][z]["leakage"] for z in (0, num_units)}
+    new, _ = place_set(table, key, meta, entries, boundary, complete=True, force=False, now=now)
+    return new

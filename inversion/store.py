@@ -208,3 +208,29 @@ def save_samples(folder: Path, name: str, images: np.ndarray) -> Path:
 def load_samples(folder: Path, name: str) -> np.ndarray | None:
     path = folder / SAMPLES_DIR / f"{name}.npy"
     return np.load(path).astype(np.float32) / 255.0 if path.is_file() else None
+
+
+def switch_active_set(path: Path, key: str) -> tuple[str, str | None]:
+    """Make the table's complete set ``key`` (or a unique prefix of it) the active one, atomically; the set
+    active before stays in ``leakage_history``. Returns (the key made active, the key active before)."""
+    table = profile_table.read(path)
+    sets = leakage_sets.describe(table)
+    matches = sorted({s["key"] for s in sets if s["key"] and s["key"].startswith(key)})
+    if len(matches) != 1:
+        known = ", ".join(f"{s['key']} ({s['where']})" for s in sets) or "none"
+        what = "matches several sets" if matches else "is not a set of this table"
+        raise UserInputError(f"--activate {key}: {what} (sets of {path}: {known})")
+    chosen = next(s for s in sets if s["key"] == matches[0])
+    before = leakage_sets.active_key(table)
+    if chosen["where"] == "active":
+        return chosen["key"], before
+    if not chosen["complete"]:
+        raise UserInputError(f"--activate {chosen['key']}: the set has measured {chosen['measured']} of "
+                             f"{chosen['of']} splits; finish it by rerunning `leakage` with its settings")
+    if chosen["meta"].get("budget") == "smoke":
+        raise UserInputError(f"--activate {chosen['key']}: a smoke-budget set is a wiring check, its numbers "
+                             "are not measurements")
+    table = leakage_sets.activate(table, chosen["key"], now_iso())
+    profile_table.validate(table, source=str(path))
+    files.write_json(path, table)
+    return chosen["key"], before

@@ -33,8 +33,8 @@ def build_configs(overrides: tuple[str, ...], preset_name: str = "default", **fl
 @click.option("--synthetic-profiles", is_flag=True,
               help="Use the built-in SYNTHETIC tables instead of --profiles (not measurements).")
 @click.option("--iterations", type=int, default=None, help="Training iterations [1000].")
-@click.option("--num-envs", type=int, default=None, help="Batched env copies [4]; each runs rollout_slots slots "
-              "per iteration.")
+@click.option("--num-envs", type=int, default=None, help="Batched env copies [10; 4 with --preset paper]; each "
+              "runs rollout_slots slots per iteration [20; 50].")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of networks, sampling and episodes [0].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,

@@ -92,6 +92,12 @@ CASES = [
     (["leakage", "--model", "lenet7", "--profile", "lenet7.json", "--out", "plain"], "plain is a file"),
     (["leakage", "--model", "lenet7", "--profile", "lenet7.json", "--out", "/proc/splitpriv"], "cannot write"),
     (["leakage", "--model", "lenet7", "--profile", "lenet7.json", "--weights", "nosuch.pt"], "--weights"),
+    # leakage-sets
+    (["leakage-sets"], "TABLE"),
+    (["leakage-sets", "nosuch.json"], "nosuch.json"),
+    (["leakage-sets", "garbage.json"], "garbage.json"),
+    (["leakage-sets", "empty"], "empty"),
+    (["leakage-sets", "lenet7.json", "--activate", "zz"], "--activate zz"),
     # evaluate
     (EVALUATE + ["--policy", "nosuch"], "--policy"),
     (["evaluate", "--profiles", "nosuchdir"], "nosuchdir"),

@@ -9,8 +9,8 @@ The README's examples live in fenced blocks:
 
 Each ``python cli.py …`` command is parsed by the CLI itself (click resolves the subcommand and
 converts every option: an unknown option, a bad choice or a bad number fails). The cheap ones (``zoo``,
-``--help``, ``profile`` of a small model with ``--no-latency``) also run for real, in README order, in a
-scratch folder holding a copy of ``data/profiles`` (the repository is never written); they must exit 0,
+``leakage-sets``, ``--help``, ``profile`` of a small model with ``--no-latency``) also run for real, in
+README order, in a scratch folder holding a copy of ``data/profiles`` (the repository is never written); they must exit 0,
 and a ``console`` block's shown output must equal what they print. Leakage, training, evaluation and
 timed profiles are too slow for the test suite: they are parsed only. ``make`` targets must exist in
 the Makefile and scripts under ``benchmarks/`` must exist.
@@ -105,7 +105,7 @@ def parse_problem(cli_args: list[str]) -> str | None:
 
 def is_cheap(cli_args: list[str]) -> bool:
     """Commands that take seconds: they run for real."""
-    if "--help" in cli_args or "-h" in cli_args or cli_args[:1] == ["zoo"]:
+    if "--help" in cli_args or "-h" in cli_args or cli_args[:1] in (["zoo"], ["leakage-sets"]):
         return True
     if cli_args[:1] != ["profile"] or "--no-latency" not in cli_args or "--all" in cli_args:
         return False
