@@ -124,7 +124,8 @@ def convergence_rows(model_name: str, image_size: int, device: torch.device, spl
                 out[steps] = reused
                 continue
             started = time.perf_counter()
-            outcome = attack_split(feats, images.train, images.test, TrainConfig(steps=steps), device,
+            config = TrainConfig(steps=steps, batch_size=preset.batch_size)
+            outcome = attack_split(feats, images.train, images.test, config, device,
                                    seed=feats.split, bf16=bf16)
             out[steps] = (outcome.leakage.ssim.mean, outcome.convergence.gain_last_half,
                           time.perf_counter() - started)
@@ -152,7 +153,8 @@ def known_answer_rows(image_size: int, device: torch.device) -> list[str]:
     for name, feature in cases.items():
         feats = SplitFeatures(1, feature(images.train), feature(images.test))
         started = time.perf_counter()
-        outcome = attack_split(feats, images.train, images.test, TrainConfig(steps=preset.steps), device, seed=0,
+        config = TrainConfig(steps=preset.steps, batch_size=preset.batch_size)
+        outcome = attack_split(feats, images.train, images.test, config, device, seed=0,
                                bf16=use_bf16(device, "auto"))
         ci = outcome.leakage.ssim.ci95
         rows.append(f"| {name} | {'×'.join(str(d) for d in feats.shape)} | {outcome.leakage.ssim.mean:.3f} "

@@ -22,16 +22,17 @@ THREAT_MODEL = ("black-box inverse network: an honest-but-curious server knows t
 
 @dataclass(frozen=True)
 class Budget:
-    """Images and decoder training steps of one preset."""
+    """Images, decoder training steps and images per step of one preset."""
 
     name: str
     n_train: int
     n_test: int
     steps: int
+    batch_size: int = 64
 
 
 BUDGETS: dict[str, Budget] = {
-    "smoke": Budget("smoke", n_train=64, n_test=16, steps=10),       # wiring check only: numbers meaningless
+    "smoke": Budget("smoke", n_train=64, n_test=16, steps=10, batch_size=32),  # wiring check only
     "quick": Budget("quick", n_train=2048, n_test=256, steps=400),
     "standard": Budget("standard", n_train=4096, n_test=512, steps=1600),
     "thorough": Budget("thorough", n_train=8192, n_test=1024, steps=6400),
@@ -48,7 +49,8 @@ class LeakageSettings:
     image_size: int
     budget: str
     seed: int
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=BUDGETS["quick"].steps))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=BUDGETS["quick"].steps,
+                                                                   batch_size=BUDGETS["quick"].batch_size))
     n_train: int = BUDGETS["quick"].n_train
     n_test: int = BUDGETS["quick"].n_test
 
@@ -57,7 +59,8 @@ class LeakageSettings:
                     loss: str = "mse+ssim") -> "LeakageSettings":
         preset = BUDGETS[budget]
         return cls(model, weights, data, image_size, budget, seed,
-                   TrainConfig(steps=preset.steps, loss=loss), preset.n_train, preset.n_test)
+                   TrainConfig(steps=preset.steps, batch_size=preset.batch_size, loss=loss),
+                   preset.n_train, preset.n_test)
 
     def with_train(self, **changes: Any) -> "LeakageSettings":
         return replace(self, train=replace(self.train, **changes))
