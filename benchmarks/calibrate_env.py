@@ -19,7 +19,8 @@ Then it checks the properties a calibrated default must have:
 and one target of ours, not the paper's, reported beside them:
 
 4. split-depth range: z/L ≥ 0.5 at the smallest r and ≤ 0.25 at the largest. When no privacy scale
-   meets every line, 1–3 decide the default and this one gives way (README "Environment conventions").
+   meets every line, 1–3 decide the default and this one gives way (BENCHMARKS.md, "Re-calibration
+   for the 400 × 64 tables").
 """
 
 from __future__ import annotations
