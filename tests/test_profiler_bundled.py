@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from inversion.config import LeakageSettings
 from profiler import table as schema
 from profiler.graph import split_model
 from profiler.zoo import build_on_meta
@@ -42,3 +43,21 @@ def test_generated_by_the_documented_command_with_latency(tables):
 @pytest.mark.parametrize("name", sorted(FVCORE_GMACS))
 def test_totals_match_fvcore_figures(tables, name):
     assert tables[name]["totals"]["macs"] / 1e9 == pytest.approx(FVCORE_GMACS[name], abs=1e-4)
+
+
+def _documented_leakage_settings(name: str) -> LeakageSettings:
+    """The settings of benchmarks/make_bundled_leakage.sh for one model, at today's default budget."""
+    if name.startswith("lenet"):
+        return LeakageSettings.from_budget(name, f"data/weights/{name}-fashion-mnist.pt", "fashion-mnist", 32,
+                                           "quick", seed=0)
+    return LeakageSettings.from_budget(name, "none", "embedded", 64, "quick", seed=0)
+
+
+def test_active_leakage_is_the_documented_commands_at_the_default_budget(tables):
+    """Rerunning make_bundled_leakage.sh finds every split measured: the active set has the settings that
+    command makes today (so a change of the default budget shows up here until the tables are re-measured)."""
+    for name, t in tables.items():
+        meta = t["leakage_meta"]
+        assert meta["complete"] and meta["budget"] == "quick", name
+        assert meta["settings_key"] == _documented_leakage_settings(name).key(), name
+        assert all(s["leakage"] is not None for s in t["splits"]), name
