@@ -13,7 +13,10 @@ import json
 import sys
 from pathlib import Path
 
+from common.errors import UserInputError
 from inversion import report
+from inversion.leakage_sets import measured_splits
+from profiler import table as schema
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,19 +27,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     path = ROOT / "data" / "profiles" / f"{args.model}.json"
-    if not path.is_file():
-        print(f"error: no bundled table {path.relative_to(ROOT)}", file=sys.stderr)
+    try:
+        table = schema.read(path, require_leakage=True)
+    except UserInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    table = json.loads(path.read_text())
-    meta, splits = table["leakage_meta"], table["splits"]
-    num_units = len(splits) - 1
-    entries = {z: splits[z]["leakage"] for z in range(1, num_units) if splits[z]["leakage"]}
+    meta = table["leakage_meta"]
     settings = {key: meta[key] for key in ("weights", "image_size", "budget", "seed")}
     settings["data"] = meta["data"].get("name", "")
     title = report.title_of(args.model, settings, meta["data"])
     out = args.out or ROOT / "docs" / "figures" / f"{args.model}_ssim_vs_split.png"
-    print(report.ssim_plot(out, num_units, entries, meta["floor"], title))
-
+    print(report.ssim_plot(out, len(table["splits"]) - 1, measured_splits(table), meta["floor"], title,
+                           smoke=meta["budget"] == "smoke"))
 
 if __name__ == "__main__":
     main()

@@ -115,7 +115,7 @@ class CostConfig:
       tables").
     - ``leakage_measure``: ``"above_floor"`` charges Lea = (SSIM − floor)/(1 − floor), the reconstruction
       quality an attacker gains over the no-information floor (the bundled floors are 0.19 on Fashion-MNIST
-      and 0.38–0.42 on photographs, so raw SSIM charges 20–40 % of the raw input's privacy for a feature
+      and 0.42 on the 64-px photographs, so raw SSIM charges 20–40 % of the raw input's privacy for a feature
       that reveals nothing); ``"ssim"`` is eq. 3.
     """
     alpha1: float = 0.31
