@@ -1,6 +1,6 @@
-"""Every shell example in README.md runs as printed.
+"""Every shell example in README.md and in the reference pages under docs/ runs as printed.
 
-The README's examples live in fenced blocks:
+The examples live in fenced blocks (each document is read on its own, README first):
 
 - ```` ```sh ````: one command per line (``\\`` continues a line, ``#`` starts a comment);
 - ```` ```console ````: ``$ command`` lines, each followed by the output it prints on stdout;
@@ -10,7 +10,7 @@ The README's examples live in fenced blocks:
 Each ``python cli.py …`` command is parsed by the CLI itself (click resolves the subcommand and
 converts every option: an unknown option, a bad choice or a bad number fails). The cheap ones (``zoo``,
 ``leakage-sets``, ``--help``, ``profile`` of a small model with ``--no-latency``) also run for real, in
-README order, in a scratch folder holding a copy of ``data/profiles`` (the repository is never written); they must exit 0,
+document order, in a scratch folder holding a copy of ``data/profiles`` (the repository is never written); they must exit 0,
 and a ``console`` block's shown output must equal what they print. Leakage, training, evaluation and
 timed profiles are too slow for the test suite: they are parsed only. ``make`` targets must exist in
 the Makefile and scripts under ``benchmarks/`` must exist.
@@ -172,14 +172,52 @@ def scratch(tmp_path_factory):
             del sys.modules[name]
 
 
-EXAMPLES = extract((ROOT / "README.md").read_text())
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+README_EXAMPLES = extract((ROOT / "README.md").read_text())
+EXAMPLES = [e for doc in DOCUMENTS for e in extract(doc.read_text())]
 
 
 def test_the_readme_has_examples_of_every_part():
-    commands = " ".join(e.command for e in EXAMPLES)
+    commands = " ".join(e.command for e in README_EXAMPLES)
     for part in ("cli.py zoo", "cli.py profile", "cli.py leakage", "cli.py train", "cli.py evaluate", "make demo"):
         assert part in commands
-    assert sum(e.expected is not None for e in EXAMPLES) >= 4
+    assert sum(e.expected is not None for e in README_EXAMPLES) >= 4
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _anchors(text: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.*)$", FENCE.sub("", text), re.M)}
+
+
+def broken_links(doc: Path) -> list[str]:
+    """Relative links of ``doc`` whose file, or heading anchor, does not exist."""
+    broken = []
+    for target in LINK.findall(doc.read_text()):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        file = (doc.parent / path).resolve() if path else doc
+        if not file.exists() or (anchor and file.suffix == ".md" and anchor not in _anchors(file.read_text())):
+            broken.append(target)
+    return broken
+
+
+def test_every_reference_page_is_linked_and_every_link_resolves():
+    readme = (ROOT / "README.md").read_text()
+    assert len(DOCUMENTS) >= 6
+    assert [d.name for d in DOCUMENTS[1:] if f"docs/{d.name}" not in readme] == []
+    assert {d.name: broken_links(d) for d in [*DOCUMENTS, ROOT / "BENCHMARKS.md"] if broken_links(d)} == {}
+
+
+def test_the_link_check_can_fail(tmp_path):
+    (tmp_path / "there.md").write_text("# A heading, here\n")
+    doc = tmp_path / "doc.md"
+    doc.write_text("[a](there.md#a-heading-here) [b](missing.md) [c](there.md#nope) [d](https://x.org/y)\n")
+    assert broken_links(doc) == ["missing.md", "there.md#nope"]
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.command[:70] for e in EXAMPLES])
