@@ -1,7 +1,7 @@
 """Which learned layer holds a trained run back? Swap each for its heuristic and compare.
 
-    python benchmarks/diagnose_layers.py results/train_200/runs/hc-mappo-l-s0 [more runs] \
-        [--episodes 5] [--seed 777] [--out results/train_200/layers.json]
+    python benchmarks/diagnose_layers.py results/train_1000_t64/runs/hc-mappo-l-s0 [more runs] \
+        [--episodes 5] [--seed 777] [--out runs/layers.json]
 
 For each run directory the greedy learned policies are evaluated on the same fresh episodes with
 (a) all three layers learned, (b) equal-share allocation instead of the learned one, (c) popularity

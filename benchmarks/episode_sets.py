@@ -1,7 +1,7 @@
 """How hard is an evaluation set? Trained policies and heuristics on the evaluation episodes of
 ``bench_train.py`` and on episodes drawn like the training ones.
 
-    .venv/bin/python benchmarks/episode_sets.py results/train_1000 [--episodes 10] [--threads 1] [--algos A,B]
+    .venv/bin/python benchmarks/episode_sets.py results/train_1000_t64 [--episodes 10] [--threads 1] [--algos A,B]
 
 For every run directory ``OUT/runs/ALGO-sSEED`` (and, once per seed, Edge-Only, Greedy and the
 Lagrangian heuristic with the λ it calibrated in OUT/rows) it evaluates on two sets of 10 fresh 200-slot

@@ -55,7 +55,7 @@ def summary_table(summary: RunSummary) -> str:
 @click.option("--model", required=True, metavar="NAME|pkg.module:factory", help="Zoo model or a user factory.")
 @click.option("--layers", metavar="Z1,Z2,...", help="Split points to measure (default: all of 1..L-1).")
 @click.option("--budget", type=click.Choice(list(BUDGETS)), default="quick", show_default=True,
-              help="Images and decoder training steps (README, Reference: Leakage).")
+              help="Images and decoder training steps (docs/leakage.md).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Where the victim and decoder run (auto: CUDA if available).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,

@@ -1,4 +1,4 @@
-"""Shannon rate at cell-edge SNR in float32 (README "Model, equation by equation": log1p(snr) / ln 2)."""
+"""Shannon rate at cell-edge SNR in float32 (docs/environment.md "Model, equation by equation": log1p(snr) / ln 2)."""
 
 from __future__ import annotations
 

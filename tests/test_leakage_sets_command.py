@@ -1,6 +1,6 @@
 """`cli.py leakage-sets`: list a table's leakage sets and switch the active one without losing a value.
 
-Works on copies of the bundled VGG-16 table, which holds three complete sets (README, Leakage).
+Works on copies of the bundled VGG-16 table, which holds three complete sets (docs/leakage.md).
 """
 
 import json
