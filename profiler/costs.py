@@ -55,7 +55,8 @@ from profiler.op_formulas import (COUNTS_AS, OP_FORMULAS, FormulaEntry, OpFormul
 COMPUTE_CONVENTION = (
     "macs = multiply-accumulates counted by fvcore FlopCountAnalysis (fvcore calls one fused multiply-add "
     "one 'flop'; it also counts batch-norm at inference at 2 per element with an affine transform, 1 "
-    "without, and adaptive average pooling at 1 per input element), plus ops a registered splitpriv "
+    "without, layer norm at 5 per element with an affine transform, 4 without, and adaptive average "
+    "pooling at 1 per input element), plus ops a registered splitpriv "
     "formula counts as MACs (listed in 'uncounted'); flops = 2 x macs. other_ops = operations fvcore "
     "leaves at zero, counted by splitpriv's formulas and NOT included in macs or flops: elementwise "
     "add/sub/mul/div 1 per output element, ReLU 1 comparison per element, max and average pooling kh*kw "
@@ -63,14 +64,16 @@ COMPUTE_CONVENTION = (
     "(scaled_dot_product_attention and its kernels, the fused multi-head-attention and encoder-layer "
     "ops) counts as MACs: the q/k/v and output projections, Q K^T and attention x V, the feed-forward "
     "of a fused encoder layer; the softmax, scaling and layer norms inside a fused kernel are not "
-    "counted. Dropout (the identity at inference), views such as unflatten and random fills are free. params = learnable parameters; param_bytes = bytes of parameters plus floating-point "
+    "counted. Dropout (the identity at inference), views such as unflatten and random fills are free. "
+    "params = learnable parameters; param_bytes = bytes of parameters plus floating-point "
     "buffers (batch-norm running statistics), i.e. the state the device must download (D^U); shared "
     "tensors counted once. output_bytes = element bytes x elements of the tensor that crosses the cut "
     "(eq. 1-2), batch 1."
 )
 
 #: Ops that do no arithmetic on the data at inference: dropout is the identity in eval mode, random
-#: fills write values without reading the input, unflatten is a view (fvcore ignores the other views). Neither counted nor reported as uncounted.
+#: fills write values without reading the input, unflatten is a view (fvcore ignores the other views).
+#: Neither counted nor reported as uncounted.
 FREE_OPS = frozenset({
     "aten::dropout", "aten::dropout_", "aten::feature_dropout", "aten::feature_dropout_",
     "aten::alpha_dropout", "aten::alpha_dropout_", "aten::feature_alpha_dropout", "aten::feature_alpha_dropout_",
