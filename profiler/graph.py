@@ -2,9 +2,13 @@
 
 A *cut* is a place in the topologically ordered graph where exactly one tensor is live: everything
 before it can run on the device, everything after it on the server, and only that tensor crosses.
-A *unit* is one computational layer (conv, linear, matmul) together with the non-computational ops
-that follow it up to the next valid cut (BN, activation, pooling, flatten, dropout, residual add).
-Inside a residual block two tensors are live, so a whole block becomes one unit by itself.
+A *unit* is one computational layer (conv, linear, matmul, attention, a transformer layer, a wrapped
+function applying a weight matrix) together with the non-computational ops that follow it up to the
+last valid cut before the next computational layer (BN, activation, pooling, flatten, dropout, residual
+add, a final norm and class-token selection). Inside a residual block two tensors are live, so a whole
+block becomes one unit by itself; a transformer block is two residual halves (attention, MLP), so it
+is two units and its boundary a cut. ``nn.TransformerEncoder`` is unrolled into its layers
+(:class:`SplitTracer`), so there is a cut between every pair of layers.
 
 Split point ``z`` (paper: ``z_{i,k}``) runs units ``1..z`` on the device and ``z+1..L`` on the server;
 ``z = 0`` sends the raw input, ``z = L`` runs everything locally.
