@@ -21,6 +21,9 @@ Teach the profiler an op the way ``torch.utils.flop_counter.register_flop_formul
         (*batch, L, E), (*_, S, _), (*_, Ev) = (value_shape(v) for v in inputs[:3])
         return math.prod(batch) * L * S * (E + Ev)
 
+(attention is built in that way: see :mod:`profiler.attention_formulas`; the table itself lives in
+:mod:`profiler.op_formulas`.)
+
 A formula receives the traced node's ``inputs`` and ``outputs``: lists of TorchScript values
 (``torch._C.Value``) in the order of the op's schema (``aten::max_pool2d(self, kernel_size, stride,
 ...)``). Read a tensor's shape with :func:`value_shape`, an ``int[]`` argument with :func:`int_list`,
@@ -32,12 +35,11 @@ that defines the model); a later registration for the same op replaces the earli
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from math import prod
-from typing import Any, Callable, Iterable, Sequence
-
-import warnings
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -46,33 +48,37 @@ with warnings.catch_warnings():  # fvcore's focal_loss calls torch.jit.script at
     warnings.simplefilter("ignore", FutureWarning)
     from fvcore.nn import FlopCountAnalysis
 
-#: ``formula(inputs, outputs) -> count`` on the jit values of one traced node (fvcore's handle signature).
-OpFormula = Callable[[list[Any], list[Any]], int]
-
-#: What a formula's count is added to.
-COUNTS_AS = ("macs", "other_ops")
+from profiler import attention_formulas  # noqa: F401  (registers the attention formulas on import)
+from profiler.op_formulas import (COUNTS_AS, OP_FORMULAS, FormulaEntry, OpFormula, OpFormulaTable,  # noqa: F401
+                                  int_list, output_numel, register_op_formula, value_shape)
 
 COMPUTE_CONVENTION = (
     "macs = multiply-accumulates counted by fvcore FlopCountAnalysis (fvcore calls one fused multiply-add "
     "one 'flop'; it also counts batch-norm at inference at 2 per element with an affine transform, 1 "
-    "without, and adaptive average pooling at 1 per input element), plus ops a registered splitpriv "
+    "without, layer norm at 5 per element with an affine transform, 4 without, and adaptive average "
+    "pooling at 1 per input element), plus ops a registered splitpriv "
     "formula counts as MACs (listed in 'uncounted'); flops = 2 x macs. other_ops = operations fvcore "
     "leaves at zero, counted by splitpriv's formulas and NOT included in macs or flops: elementwise "
-    "add/sub/mul 1 per output element, ReLU 1 comparison per element, max and average pooling kh*kw "
-    "comparisons or additions per output element. Dropout (the identity at inference) and random fills "
-    "are free. params = learnable parameters; param_bytes = bytes of parameters plus floating-point "
+    "add/sub/mul/div 1 per output element, ReLU 1 comparison per element, max and average pooling kh*kw "
+    "comparisons or additions per output element, softmax 3 per element (exp, sum, divide). Attention "
+    "(scaled_dot_product_attention and its kernels, the fused multi-head-attention and encoder-layer "
+    "ops) counts as MACs: the q/k/v and output projections, Q K^T and attention x V, the feed-forward "
+    "of a fused encoder layer; the softmax, scaling and layer norms inside a fused kernel are not "
+    "counted. Dropout (the identity at inference), views such as unflatten and random fills are free. "
+    "params = learnable parameters; param_bytes = bytes of parameters plus floating-point "
     "buffers (batch-norm running statistics), i.e. the state the device must download (D^U); shared "
     "tensors counted once. output_bytes = element bytes x elements of the tensor that crosses the cut "
     "(eq. 1-2), batch 1."
 )
 
 #: Ops that do no arithmetic on the data at inference: dropout is the identity in eval mode, random
-#: fills write values without reading the input. Neither counted nor reported as uncounted.
+#: fills write values without reading the input, unflatten is a view (fvcore ignores the other views).
+#: Neither counted nor reported as uncounted.
 FREE_OPS = frozenset({
     "aten::dropout", "aten::dropout_", "aten::feature_dropout", "aten::feature_dropout_",
     "aten::alpha_dropout", "aten::alpha_dropout_", "aten::feature_alpha_dropout", "aten::feature_alpha_dropout_",
     "aten::uniform_", "aten::normal_", "aten::bernoulli_", "aten::rand", "aten::randn", "aten::rand_like",
-    "aten::randn_like",
+    "aten::randn_like", "aten::unflatten",
 })
 
 _OTHER_KEY = "splitpriv-other:"
@@ -80,69 +86,8 @@ _MACS_KEY = "splitpriv-macs:"
 _CALLS_KEY = "splitpriv-calls:"
 
 
-@dataclass(frozen=True)
-class FormulaEntry:
-    op: str
-    formula: OpFormula
-    note: str
-    counts_as: str = "other_ops"
-
-
-class OpFormulaTable:
-    """jit op kind (``aten::add_``) → formula for an op fvcore counts as zero; extended by decorator."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, FormulaEntry] = {}
-
-    def register(self, *ops: str, note: str, counts_as: str = "other_ops") -> Callable[[OpFormula], OpFormula]:
-        """Decorator: ``@register_op_formula("aten::op", note=..., counts_as="macs" | "other_ops")``."""
-        if counts_as not in COUNTS_AS:
-            raise ValueError(f"counts_as must be one of {COUNTS_AS}, got {counts_as!r}")
-        if not ops:
-            raise ValueError("register_op_formula needs at least one op name such as 'aten::gelu'")
-
-        def decorate(formula: OpFormula) -> OpFormula:
-            for op in ops:
-                self._entries[op] = FormulaEntry(op, formula, note, counts_as)
-            return formula
-
-        return decorate
-
-    def entries(self) -> Iterable[FormulaEntry]:
-        return self._entries.values()
-
-    def get(self, op: str) -> FormulaEntry:
-        return self._entries[op]
-
-    def note(self, op: str) -> str:
-        return self._entries[op].note
-
-
-OP_FORMULAS = OpFormulaTable()
-register_op_formula = OP_FORMULAS.register
-
-
-def value_shape(value: Any) -> list[int]:
-    """Sizes of a traced tensor value (``[]`` when the trace did not record them)."""
-    return value.type().sizes() if value.isCompleteTensor() else []
-
-
-def output_numel(outputs: Sequence[Any]) -> int:
-    """Elements of the first output of a traced node."""
-    return prod(value_shape(outputs[0]))
-
-
-def int_list(value: Any) -> list[int]:
-    """An ``int[]`` argument of a traced node (a ``prim::ListConstruct`` of constants, or a constant)."""
-    node = value.node()
-    if node.kind() == "prim::ListConstruct":
-        return [int(v.toIValue()) for v in node.inputs()]
-    constant = value.toIValue()
-    return list(constant) if isinstance(constant, (list, tuple)) else [int(constant)]
-
-
 @register_op_formula("aten::add", "aten::add_", "aten::sub", "aten::sub_", "aten::mul", "aten::mul_",
-                     note="1 op per output element")
+                     "aten::div", "aten::div_", note="1 op per output element")
 def _elementwise(inputs: list[Any], outputs: list[Any]) -> int:
     return output_numel(outputs)
 

@@ -2,9 +2,13 @@
 
 A *cut* is a place in the topologically ordered graph where exactly one tensor is live: everything
 before it can run on the device, everything after it on the server, and only that tensor crosses.
-A *unit* is one computational layer (conv, linear, matmul) together with the non-computational ops
-that follow it up to the next valid cut (BN, activation, pooling, flatten, dropout, residual add).
-Inside a residual block two tensors are live, so a whole block becomes one unit by itself.
+A *unit* is one computational layer (conv, linear, matmul, attention, a transformer layer, a wrapped
+function applying a weight matrix) together with the non-computational ops that follow it up to the
+last valid cut before the next computational layer (BN, activation, pooling, flatten, dropout, residual
+add, a final norm and class-token selection). Inside a residual block two tensors are live, so a whole
+block becomes one unit by itself; a transformer block is two residual halves (attention, MLP), so it
+is two units and its boundary a cut. ``nn.TransformerEncoder`` is unrolled into its layers
+(:class:`SplitTracer`), so there is a cut between every pair of layers.
 
 Split point ``z`` (paper: ``z_{i,k}``) runs units ``1..z`` on the device and ``z+1..L`` on the server;
 ``z = 0`` sends the raw input, ``z = L`` runs everything locally.
@@ -25,14 +29,16 @@ from torch import fx, nn
 from common.errors import UserInputError
 
 
-#: Module types and functions that make a node *computational* (they open a new unit).
+#: Module types and functions that make a node *computational* (they open a new unit). torch.fx keeps
+#: torch.nn's modules as leaves, so attention and transformer layers are single nodes: computational.
 COMPUTATIONAL_MODULES: tuple[type[nn.Module], ...] = (
     nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
-    nn.Linear, nn.Bilinear,
+    nn.Linear, nn.Bilinear, nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer,
+    nn.TransformerEncoder, nn.TransformerDecoder, nn.Transformer,
 )
 COMPUTATIONAL_FUNCTIONS: tuple[Callable, ...] = (
     F.conv1d, F.conv2d, F.conv3d, F.linear, torch.conv1d, torch.conv2d, torch.conv3d,
-    torch.matmul, torch.mm, torch.bmm, operator.matmul,
+    torch.matmul, torch.mm, torch.bmm, operator.matmul, F.scaled_dot_product_attention,
 )
 
 #: Attribute a user sets on an ``nn.Sequential`` to make each child one unit (no tracing).
@@ -93,17 +99,56 @@ class SplitModel(nn.Module):
         return x
 
 
+def _is_weight_matrix(arg: object) -> bool:
+    """``arg`` reads a 2-D parameter of the traced model (the weight of a linear map)."""
+    if not isinstance(arg, fx.Node) or arg.op != "get_attr":
+        return False
+    value: object = arg.graph.owning_module
+    for attr in str(arg.target).split("."):
+        value = getattr(value, attr, None)
+    return isinstance(value, nn.Parameter) and value.dim() == 2
+
+
 def _is_computational(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     if node.op == "call_module":
         return isinstance(modules[node.target], COMPUTATIONAL_MODULES)
-    if node.op == "call_function":
-        return node.target in COMPUTATIONAL_FUNCTIONS
+    if node.op == "call_function":  # a listed function, or one fx keeps whole (torch.fx.wrap) that applies
+        args = (*node.args, *node.kwargs.values())   # a weight matrix to data (swin's shifted_window_attention)
+        return node.target in COMPUTATIONAL_FUNCTIONS or (
+            any(_is_weight_matrix(a) for a in args)
+            and any(isinstance(a, fx.Node) and a.op != "get_attr" for a in args))
     return node.op == "call_method" and node.target == "matmul"
+
+
+def _is_plain_call(args: tuple, kwargs: dict) -> bool:
+    """A call on one tensor with every optional argument (masks, ``is_causal``) left at its default."""
+    return len(args) >= 1 and all(v is None or v is False for v in (*args[1:], *kwargs.values()))
+
+
+class SplitTracer(fx.Tracer):
+    """torch.fx's tracer, with an ``nn.TransformerEncoder`` called without masks unrolled into its layers.
+
+    fx keeps torch.nn's modules as leaves, and ``TransformerEncoder.forward`` branches on its input (the
+    nested-tensor fast path), so it would be one node and no cut could fall between its layers. Without
+    masks it is exactly ``norm(layer_N(…layer_1(src)))``: each layer becomes one (computational) node, and
+    the single tensor between two layers a valid cut. A layer's own forward also branches on its input,
+    so a layer stays one unit.
+    """
+
+    def call_module(self, m: nn.Module, forward: Callable, args: tuple, kwargs: dict):
+        if isinstance(m, nn.TransformerEncoder) and _is_plain_call(args, kwargs):
+            out = args[0]
+            for layer in m.layers:
+                out = self.call_module(layer, layer.forward, (out,), {})
+            return out if m.norm is None else self.call_module(m.norm, m.norm.forward, (out,), {})
+        return super().call_module(m, forward, args, kwargs)
 
 
 def _trace(model: nn.Module) -> fx.GraphModule:
     try:
-        return fx.symbolic_trace(model)
+        tracer = SplitTracer()
+        graph = tracer.trace(model)
+        return fx.GraphModule(tracer.root, graph, type(model).__name__)
     except Exception as exc:  # fx raises many types (TraceError, TypeError, NotImplementedError, ...)
         raise UserInputError(_untraceable_message(model, exc)) from None
 
@@ -176,10 +221,20 @@ def _segment_module(gm: fx.GraphModule, nodes: list[fx.Node], start: int, stop: 
     return segment
 
 
+def _label(node: fx.Node) -> str:
+    """A computational node's name: its module, or for a wrapped function applying a weight matrix the
+    module that called it (``features.1.0.attn``); a listed function keeps its node name."""
+    if node.op == "call_module":
+        return str(node.target)
+    stack = node.meta.get("nn_module_stack")
+    if node.op == "call_function" and node.target not in COMPUTATIONAL_FUNCTIONS and stack:
+        return str(next(reversed(stack)))
+    return node.name
+
+
 def _unit_name(segment: list[fx.Node], modules: dict[str, nn.Module]) -> tuple[str, tuple[str, ...]]:
     names = tuple(str(n.target) for n in segment if n.op == "call_module")
-    comp = [str(n.target) if n.op == "call_module" else n.name
-            for n in segment if _is_computational(n, modules)]
+    comp = [_label(n) for n in segment if _is_computational(n, modules)]
     if len(comp) > 1:
         prefix = os.path.commonprefix([c.split(".") for c in comp])
         if prefix:
