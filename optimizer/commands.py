@@ -9,12 +9,12 @@ import math
 from pathlib import Path
 
 import click
-import torch
 
 from common.devices import DEVICES, resolve_device
 from common.errors import UserInputError
 from common.files import atomic_open, check_writable
 from common.text import align_columns
+from common.threads import available_cpus, check_threads, set_threads
 from optimizer import baselines
 from optimizer.config import EvaluateConfig, apply_overrides, from_dict, load_file, to_dict
 from optimizer.env import EdgeEnv, ServiceCatalog
@@ -106,7 +106,8 @@ def _load_config(config_path: str | None, overrides: list[str], checkpoint_env: 
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
               help="torch device for the environment (auto: CUDA if available).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-              help="torch CPU threads (1 is fastest for these small tensors on a shared machine).")
+              help=f"torch CPU threads, 1..the CPUs this process may use ({available_cpus()} here; 1 is fastest "
+                   "for these small tensors on a shared machine).")
 @click.option("--out", default=None, metavar="FILE", help="Write the results to FILE.json or FILE.csv.")
 def evaluate(policy, checkpoint, deployment, allocation, profiles, synthetic_profiles, episodes, slots, seed, num_envs,
              config_path, overrides, device, threads, out):
@@ -114,6 +115,7 @@ def evaluate(policy, checkpoint, deployment, allocation, profiles, synthetic_pro
     cli_sets = [f"{k}={v}" for k, v in (("episodes", episodes), ("env.slots_per_episode", slots),
                                         ("seed", seed), ("num_envs", num_envs)) if v is not None]
     device = str(resolve_device(device))  # fail on --device cuda without a GPU before any work
+    check_threads(threads)
     learned = None
     if checkpoint:
         from optimizer.algos.trained import load_policies
@@ -125,7 +127,7 @@ def evaluate(policy, checkpoint, deployment, allocation, profiles, synthetic_pro
         raise UserInputError(f"--out {out}: must end in .json or .csv")
     if out:
         check_writable(out)
-    torch.set_num_threads(threads)
+    set_threads(threads)
     if synthetic_profiles:
         from optimizer.env.synthetic import synthetic_zoo
         click.echo("warning: SYNTHETIC profile tables: the numbers below are not measurements", err=True)
