@@ -12,6 +12,7 @@ from optimizer.algos.config import PRESETS, TrainConfig, preset
 from optimizer.algos.hc_mappo_l import TrainingDiverged
 from optimizer.algos.runner import SYNTHETIC, RunResult, train_run
 from optimizer.config import EnvConfig, apply_overrides, from_dict
+from profiler.table import follow_profile_folder
 
 
 def build_configs(overrides: tuple[str, ...], preset_name: str = "default", **flags) -> tuple[TrainConfig, EnvConfig]:
@@ -29,7 +30,8 @@ def build_configs(overrides: tuple[str, ...], preset_name: str = "default", **fl
 @click.command()
 @click.option("--algo", type=click.Choice(list(ALGORITHMS)), default="hc-mappo-l", show_default=True)
 @click.option("--profiles", default="data/profiles", show_default=True,
-              help="Folder of profile tables with leakage.")
+              help="Folder of profile tables with leakage (a folder holding profiles/, such as data/, is "
+                   "followed).")
 @click.option("--synthetic-profiles", is_flag=True,
               help="Use the built-in SYNTHETIC tables instead of --profiles (not measurements).")
 @click.option("--iterations", type=int, default=None, help="Training iterations [1000].")
@@ -62,6 +64,10 @@ def train(algo, profiles, synthetic_profiles, iterations, num_envs, seed, device
     cfg, env_cfg = build_configs(overrides, preset_name, warm_start=warm_start, algo=algo, iterations=iterations,
                                  num_envs=num_envs, seed=seed, device=device, precision=precision)
     source = SYNTHETIC if synthetic_profiles else profiles
+    if not synthetic_profiles and not resume:      # --resume reads the run's own tables
+        source, note = follow_profile_folder(profiles)
+        if note:
+            click.echo(note, err=True)
     out = out or f"runs/{cfg.algo}-s{cfg.seed}"
     check_writable(out, "--out", folder=True)  # before the catalog is built and the first iteration runs
     try:
