@@ -97,6 +97,10 @@ def train_run(cfg: TrainConfig, env_cfg: EnvConfig, profiles: str, out_dir: str 
         iterations = cfg.iterations
         cfg = TrainConfig(**{**saved["train_config"], "iterations": iterations})
         env_cfg, profiles = from_dict(EnvConfig, saved["env_config"]), checkpoint.profiles_of(saved, run_dir)
+        if profiles != SYNTHETIC and not Path(profiles).is_dir():
+            where = ("recorded relative to the folder it was trained in: resume from there once, then from anywhere"
+                     if "profiles_from_run" not in saved else f"nor {saved['profiles_from_run']} from {run_dir}")
+            raise UserInputError(f"--resume --out {run_dir}: its profile tables {profiles} are not found ({where})")
         # an old run (saved with ``profiles`` alone) gains ``profiles_from_run`` here
         from_run = saved.get("profiles_from_run") or checkpoint.profiles_from_run(profiles, run_dir)
         record = {"profiles": saved["profiles"], "profiles_from_run": from_run}
