@@ -46,16 +46,38 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def _run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture(scope="module")
+def trained_home(tmp_path_factory) -> Path:
+    """``data/profiles/`` (copies of the two fixture tables) and ``run/``, one iteration trained on them."""
+    folder = tmp_path_factory.mktemp("home")
+    shutil.copytree(FIXTURES, folder / "data" / "profiles")
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        trained = _run("train", "--profiles", "data/profiles", "--iterations", "1", "--out", "run", *TINY_RUN)
+    torch.set_num_threads(threads)
+    assert trained.exit_code == 0, trained.output
+    return folder
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch) -> Path:
-    """A user's folder: ``data/profiles/`` holding copies of the two fixture tables, the cwd."""
+    """A user's folder, the cwd: ``data/profiles/`` holding copies of the two fixture tables."""
     shutil.copytree(FIXTURES, tmp_path / "data" / "profiles")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
-def _run(*args: str):
-    return CliRunner().invoke(main, list(args))
+@pytest.fixture
+def run_home(trained_home: Path, tmp_path: Path, monkeypatch) -> Path:
+    """This test's own copy of :func:`trained_home`, the cwd."""
+    shutil.copytree(trained_home, tmp_path / "home")
+    monkeypatch.chdir(tmp_path / "home")
+    return tmp_path / "home"
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -80,9 +102,8 @@ def test_a_folder_holding_profiles_is_followed_by_train_and_evaluate(home):
     assert refused.exit_code == 2 and "nor in empty/profiles" in refused.stderr and "data/profiles" in refused.stderr
 
 
-def test_resume_finds_the_tables_from_any_folder(home):
-    first = _run("train", "--profiles", "data/profiles", "--iterations", "1", "--out", "run", *TINY_RUN)
-    assert first.exit_code == 0, first.output
+def test_resume_finds_the_tables_from_any_folder(run_home):
+    home = run_home
     config = json.loads((home / "run" / "config.json").read_text())
     assert config["profiles_from_run"] == "../data/profiles"     # relative to run/, worked out by hand
     (home / "elsewhere").mkdir()
@@ -94,9 +115,8 @@ def test_resume_finds_the_tables_from_any_folder(home):
     assert not (home / "elsewhere" / "data").exists()
 
 
-def test_an_old_run_without_profiles_from_run_still_resumes_and_gains_it(home):
-    made = _run("train", "--profiles", "data/profiles", "--iterations", "1", "--out", "run", *TINY_RUN)
-    assert made.exit_code == 0, made.output
+def test_an_old_run_without_profiles_from_run_still_resumes_and_gains_it(run_home):
+    home = run_home
     saved = checkpoint.load(home / "run")
     del saved["profiles_from_run"]        # a checkpoint written before 2026-12-02
     checkpoint.save(home / "run", {k: v for k, v in saved.items() if k != "format"})
@@ -113,9 +133,8 @@ def test_an_old_run_without_profiles_from_run_still_resumes_and_gains_it(home):
     assert checkpoint.load(home / "run")["profiles_from_run"] == "../data/profiles"
 
 
-def test_evaluate_reads_the_runs_own_tables_and_refuses_a_run_that_does_not_fit(home):
-    made = _run("train", "--profiles", "data/profiles", "--iterations", "1", "--out", "run", *TINY_RUN)
-    assert made.exit_code == 0, made.output
+def test_evaluate_reads_the_runs_own_tables_and_refuses_a_run_that_does_not_fit(run_home):
+    home = run_home
     (home / "elsewhere").mkdir()
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(home / "elsewhere")
