@@ -9,17 +9,24 @@ import math
 from pathlib import Path
 
 import click
-import torch
 
 from common.devices import DEVICES, resolve_device
 from common.errors import UserInputError
 from common.files import atomic_open, check_writable
 from common.text import align_columns
+from common.threads import available_cpus, check_threads, set_threads
 from optimizer import baselines
+from optimizer.algos.runner import SYNTHETIC
+from optimizer.algos.trained import load_trained
 from optimizer.config import EvaluateConfig, apply_overrides, from_dict, load_file, to_dict
 from optimizer.env import EdgeEnv, ServiceCatalog
 from optimizer.env.metrics import METRIC_NAMES, METRICS
 from optimizer.evaluate import EvalResult, evaluate_baseline, run_episodes
+from profiler.table import follow_profile_folder
+
+#: Where ``evaluate`` reads its tables when neither --profiles nor a --checkpoint names them.
+DEFAULT_PROFILES = "data/profiles"
+
 
 def _cell(mean: float, ci95: float) -> str:
     """``mean ± ci``; ``n/a`` where there is no value or no interval (one episode)."""
@@ -90,8 +97,10 @@ def _load_config(config_path: str | None, overrides: list[str], checkpoint_env: 
 @click.option("--allocation", default=None, type=click.Choice(list(baselines.baseline_names("allocation"))),
               help="Allocation baseline of the user baselines [default: each one's own: equal share, 'best' for "
                    "lagrangian]; a --checkpoint policy keeps its own allocation.")
-@click.option("--profiles", default="data/profiles", show_default=True, metavar="DIR",
-              help="Folder of profile tables with leakage (python cli.py profile / leakage).")
+@click.option("--profiles", default=None, metavar="DIR",
+              help="Folder of profile tables with leakage (python cli.py profile / leakage); a folder holding "
+                   "profiles/, such as data/, is followed [default: with --checkpoint the run's own tables, "
+                   "else data/profiles].")
 @click.option("--synthetic-profiles", is_flag=True,
               help="Use built-in SYNTHETIC tables instead of --profiles (plumbing checks only; not measurements).")
 @click.option("--episodes", type=int, default=None, metavar="N",
@@ -106,7 +115,8 @@ def _load_config(config_path: str | None, overrides: list[str], checkpoint_env: 
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
               help="torch device for the environment (auto: CUDA if available).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-              help="torch CPU threads (1 is fastest for these small tensors on a shared machine).")
+              help=f"torch CPU threads, 1..the CPUs this process may use ({available_cpus()} here; 1 is fastest "
+                   "for these small tensors on a shared machine).")
 @click.option("--out", default=None, metavar="FILE", help="Write the results to FILE.json or FILE.csv.")
 def evaluate(policy, checkpoint, deployment, allocation, profiles, synthetic_profiles, episodes, slots, seed, num_envs,
              config_path, overrides, device, threads, out):
@@ -114,33 +124,42 @@ def evaluate(policy, checkpoint, deployment, allocation, profiles, synthetic_pro
     cli_sets = [f"{k}={v}" for k, v in (("episodes", episodes), ("env.slots_per_episode", slots),
                                         ("seed", seed), ("num_envs", num_envs)) if v is not None]
     device = str(resolve_device(device))  # fail on --device cuda without a GPU before any work
-    learned = None
+    check_threads(threads)
+    trained = None
     if checkpoint:
-        from optimizer.algos.trained import load_policies
-        *learned, checkpoint_env = load_policies(checkpoint, device=device)
+        trained = load_trained(checkpoint, device=device)
     elif policy == "none":
         raise UserInputError("--policy none evaluates nothing without --checkpoint")
-    cfg = _load_config(config_path, list(overrides) + cli_sets, checkpoint_env if checkpoint else None)
+    cfg = _load_config(config_path, list(overrides) + cli_sets, trained.env_config if trained else None)
     if out and Path(out).suffix.lower() not in (".json", ".csv"):
         raise UserInputError(f"--out {out}: must end in .json or .csv")
     if out:
         check_writable(out)
-    torch.set_num_threads(threads)
+    set_threads(threads)
+    if profiles is None:
+        profiles = trained.profiles if trained else DEFAULT_PROFILES
+        synthetic_profiles = synthetic_profiles or profiles == SYNTHETIC
     if synthetic_profiles:
         from optimizer.env.synthetic import synthetic_zoo
         click.echo("warning: SYNTHETIC profile tables: the numbers below are not measurements", err=True)
         source, profiles = synthetic_zoo(), "synthetic"
     else:
+        profiles, note = follow_profile_folder(profiles)   # recorded in --out as followed
         source = profiles
+        if note:
+            click.echo(note, err=True)
     catalog = ServiceCatalog.from_profiles(source, cfg.env.services_per_model, cfg.env.compute_unit)
+    env = EdgeEnv(cfg.env, catalog, num_envs=cfg.num_envs, device=device, seed=cfg.seed)
+    if trained:
+        trained.check_fits(env, checkpoint)   # before any episode: a mismatch would fail mid-episode
     if catalog.leakage_warning:
         click.echo(f"warning: {catalog.leakage_warning}", err=True)
-    env = EdgeEnv(cfg.env, catalog, num_envs=cfg.num_envs, device=device, seed=cfg.seed)
     names = {"all": baselines.baseline_names("user"), "none": ()}.get(policy, (policy,))
     results = {}
-    if learned:
+    if trained:
         click.echo(f"evaluating {checkpoint} ({cfg.episodes} episodes × {cfg.env.slots_per_episode} slots)", err=True)
-        res = run_episodes(env, *learned, cfg.episodes, cfg.seed, progress=True)
+        res = run_episodes(env, trained.deployment, trained.user, trained.allocation, cfg.episodes, cfg.seed,
+                           progress=True)
         res.extra.update({"policy": "learned", "checkpoint": str(checkpoint)})
         results["learned"] = res
     for name in names:

@@ -8,7 +8,8 @@ field's type (an unknown key or a value of the wrong type is refused with one cl
     cfg = build_config(EvaluateConfig, path="exp.yaml", overrides=["env.num_users=80"])
 
 Ranges drawn uniformly per copy at reset are ``(low, high)`` pairs. YAML reads ``1e-11`` as a string
-(PyYAML follows YAML 1.1); :func:`from_dict` converts such strings to float where a float is expected.
+(PyYAML follows YAML 1.1); :func:`from_dict` converts such strings to float where a float is expected,
+and refuses ``nan`` and ``±inf`` there (a non-finite learning rate or cost weight poisons every update).
 
 The generic helpers (:func:`from_dict`, :func:`load_file`, :func:`apply_overrides`, :func:`build_config`)
 work for any dataclass tree, so the trainer's config can nest :class:`EnvConfig` and reuse them.
@@ -229,6 +230,24 @@ class EvaluateConfig:
 # ---------------------------------------------------------------- generic loading and overrides
 
 
+def _number(value: Any) -> float | None:
+    """``value`` as a float, or ``None`` if it is no number (a bool is none; PyYAML reads ``1e-11``, with no
+    dot, as a string, which is read here)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        try:
+            return float(value)
+        except OverflowError:      # an int beyond float range
+            return math.inf
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     """Convert ``value`` to the type ``hint`` or raise naming ``key``."""
     origin = typing.get_origin(hint)
@@ -256,16 +275,12 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return int(value)
         raise UserInputError(f"config {key}: must be an integer, got {value!r}")
     if hint is float:
-        if isinstance(value, bool):
+        number = _number(value)
+        if number is None:
             raise UserInputError(f"config {key}: must be a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):  # PyYAML reads 1e-11 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise UserInputError(f"config {key}: must be a number, got {value!r}")
+        if not math.isfinite(number):   # nan and ±inf (YAML .nan/.inf, "nan", 1e400) poison every update
+            raise UserInputError(f"config {key}: must be a finite number, got {value!r}")
+        return number
     if hint is str:
         if isinstance(value, str):
             return value

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import click
-import torch
 
 from common.files import check_writable
+from common.threads import available_cpus, set_threads
 from common.precision import PRECISIONS
 from optimizer.algos.ablations import ALGORITHMS
 from optimizer.algos.config import PRESETS, TrainConfig, preset
 from optimizer.algos.hc_mappo_l import TrainingDiverged
 from optimizer.algos.runner import SYNTHETIC, RunResult, train_run
 from optimizer.config import EnvConfig, apply_overrides, from_dict
+from profiler.table import follow_profile_folder
 
 
 def build_configs(overrides: tuple[str, ...], preset_name: str = "default", **flags) -> tuple[TrainConfig, EnvConfig]:
@@ -29,7 +30,8 @@ def build_configs(overrides: tuple[str, ...], preset_name: str = "default", **fl
 @click.command()
 @click.option("--algo", type=click.Choice(list(ALGORITHMS)), default="hc-mappo-l", show_default=True)
 @click.option("--profiles", default="data/profiles", show_default=True,
-              help="Folder of profile tables with leakage.")
+              help="Folder of profile tables with leakage (a folder holding profiles/, such as data/, is "
+                   "followed).")
 @click.option("--synthetic-profiles", is_flag=True,
               help="Use the built-in SYNTHETIC tables instead of --profiles (not measurements).")
 @click.option("--iterations", type=int, default=None, help="Training iterations [1000].")
@@ -41,7 +43,8 @@ def build_configs(overrides: tuple[str, ...], preset_name: str = "default", **fl
               help="Matrix products in rollouts and updates: auto = bf16 autocast where the hardware "
                    "has it (weights, gradients and losses stay float32) [auto].")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-              help="torch CPU threads (more is often slower for these small tensors on a busy machine).")
+              help=f"torch CPU threads, 1..the CPUs this process may use ({available_cpus()} here; more is often "
+                   "slower for these small tensors on a busy machine).")
 @click.option("--preset", "preset_name", type=click.Choice(list(PRESETS)), default="default", show_default=True,
               help="paper: the paper's choices (one γ, GRU deployment with eq. 24, attention allocation, "
                    "dual ascent in seconds); default: ours (README, departures from the paper).")
@@ -57,10 +60,14 @@ def build_configs(overrides: tuple[str, ...], preset_name: str = "default", **fl
 def train(algo, profiles, synthetic_profiles, iterations, num_envs, seed, device, precision, threads, preset_name,
           warm_start, overrides, out, resume, quiet):
     """Train the three policy layers (deployment, users, allocation) under the delay limit τ̄."""
-    torch.set_num_threads(threads)
+    set_threads(threads)
     cfg, env_cfg = build_configs(overrides, preset_name, warm_start=warm_start, algo=algo, iterations=iterations,
                                  num_envs=num_envs, seed=seed, device=device, precision=precision)
     source = SYNTHETIC if synthetic_profiles else profiles
+    if not synthetic_profiles and not resume:      # --resume reads the run's own tables
+        source, note = follow_profile_folder(profiles)
+        if note:
+            click.echo(note, err=True)
     out = out or f"runs/{cfg.algo}-s{cfg.seed}"
     check_writable(out, "--out", folder=True)  # before the catalog is built and the first iteration runs
     try:

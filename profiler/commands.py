@@ -14,17 +14,17 @@ import sys
 from pathlib import Path
 
 import click
-import torch
 from tqdm import tqdm
 
 from common.devices import DEVICES, resolve_device
 from common.errors import UserInputError
 from common.files import atomic_open, check_writable
 from common.text import align_columns
+from common.threads import available_cpus, set_threads
 from profiler import zoo as model_zoo
 from profiler.build import ProfileOptions, existing_table, keep_leakage, profile_model, write_profile
 from profiler.graph import split_model
-from profiler.latency import LatencyConfig
+from profiler.latency import MAX_REPEATS, MAX_WARMUP, LatencyConfig
 from profiler.render import format_tables, si
 from profiler.weights import NO_WEIGHTS
 
@@ -68,16 +68,27 @@ def _command_line(spec: str | None, all_models: bool, input_shape: str | None, w
 
 
 def _resolve_format(fmt: str | None, out: str | None, all_models: bool) -> str:
-    """``--format`` if given, else implied by the ``--out`` suffix; a contradiction is a user error."""
-    implied = _SUFFIX_FORMAT.get(Path(out).suffix.lower()) if out and not all_models else None
-    if fmt and implied and fmt != implied:
+    """``--format`` if given, else implied by the ``--out`` suffix.
+
+    One model: ``--out`` must end in .json, .csv or .txt (the README's promise), and a ``--format`` that
+    contradicts it is refused. ``--all``: ``--out`` is a folder, so a name ending in one of those suffixes
+    (that is not a folder already) is refused instead of becoming a folder called ``all.json``.
+    """
+    if out and all_models:
+        if Path(out).suffix.lower() in _SUFFIX_FORMAT and not Path(out).is_dir():
+            each = f"<model>{_FORMAT_SUFFIX[fmt or 'json']}"
+            raise UserInputError(f"--out {out}: with --all, --out is a folder (one {each} per model); "
+                                 "give a folder name such as profiles/")
+        return fmt or "json"
+    if not out:
+        return fmt or "table"
+    implied = _SUFFIX_FORMAT.get(Path(out).suffix.lower())
+    if implied is None:
+        raise UserInputError(f"--out {out}: name the file *.json, *.csv or *.txt (the suffix sets the format)")
+    if fmt and fmt != implied:
         raise UserInputError(f"--format {fmt} --out {out}: the suffix {Path(out).suffix} says {implied}; "
                              f"name the file *{_FORMAT_SUFFIX[fmt]} or drop --format")
-    if fmt:
-        return fmt
-    if all_models and out:
-        return "json"
-    return (implied or "json") if out else "table"
+    return implied
 
 
 @click.command()
@@ -93,17 +104,20 @@ def _resolve_format(fmt: str | None, out: str | None, all_models: bool) -> str:
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Where latency is measured.")
 @click.option("--no-latency", is_flag=True, help="Skip latency measurement (latency fields are null; MACs, bytes and params do not depend on it).")
-@click.option("--repeats", type=click.IntRange(min=1), default=LatencyConfig.repeats, show_default=True,
-              help="Timed runs per unit; the median is kept.")
-@click.option("--warmup", type=click.IntRange(min=0), default=LatencyConfig.warmup, show_default=True,
-              help="Untimed runs per unit before timing.")
+@click.option("--repeats", type=click.IntRange(min=1, max=MAX_REPEATS), default=LatencyConfig.repeats,
+              show_default=True, help=f"Timed runs per unit, 1..{MAX_REPEATS}; the median is kept.")
+@click.option("--warmup", type=click.IntRange(min=0, max=MAX_WARMUP), default=LatencyConfig.warmup,
+              show_default=True, help=f"Untimed runs per unit before timing, 0..{MAX_WARMUP}.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
-              help="Output format [default: table on screen; with --out from the suffix .json/.csv/.txt, any other "
-                   "suffix json; a --format that contradicts the suffix is refused].")
-@click.option("--out", type=click.Path(dir_okay=True), help="Write to this file (with --all: one <model>.json per model in this folder, created if missing). "
-                   "JSON over an existing table keeps its leakage when the units are unchanged.")
+              help="Output format [default: table on screen; with --out from its suffix, which must be "
+                   ".json, .csv or .txt; a --format that contradicts the suffix is refused].")
+@click.option("--out", type=click.Path(dir_okay=True), help="Write to this file, named *.json, *.csv or *.txt "
+              "(with --all: a folder, created if missing, holding one <model>.json per model; a name ending in "
+              ".json/.csv/.txt is refused there). JSON over an existing table keeps its leakage when the units "
+              "are unchanged.")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N",
-              help="CPU threads for torch while timing (default: torch's; recorded in the table).")
+              help=f"CPU threads for torch while timing, 1..the CPUs this process may use ({available_cpus()} "
+                   "here) (default: torch's; recorded in the table).")
 def profile(model: str | None, model_option: str | None, all_models: bool, input_shape: str | None,
             weights: str, device: str, no_latency: bool, repeats: int, warmup: int, fmt: str | None,
             out: str | None, threads: int | None) -> None:
@@ -125,15 +139,15 @@ def profile(model: str | None, model_option: str | None, all_models: bool, input
     latency = None if no_latency else LatencyConfig(device=device, repeats=repeats, warmup=warmup)
     if latency is not None:
         resolve_device(device)  # fail on --device cuda without a GPU before any work
-    if threads is not None:
-        torch.set_num_threads(threads)
-    options = ProfileOptions(latency=latency, command=_command_line(
-        spec, all_models, input_shape, weights, device, no_latency, repeats, warmup, threads, out))
-    fmt = _resolve_format(fmt, out, all_models)
     if out and all_models and Path(out).is_file():
         raise UserInputError(f"--out {out}: with --all, --out must be a folder")
     if out:
         check_writable(out, folder=all_models)
+    fmt = _resolve_format(fmt, out, all_models)
+    if threads is not None:
+        set_threads(threads)
+    options = ProfileOptions(latency=latency, command=_command_line(
+        spec, all_models, input_shape, weights, device, no_latency, repeats, warmup, threads, out))
     names = model_zoo.available() if all_models else [spec]
     tables = []
     models_bar = tqdm(names, desc=f"profiling {len(names)} models", unit="model", file=sys.stderr,

@@ -43,12 +43,14 @@ def _ssim(split: dict[str, Any]) -> str:
 
 
 def _heading(table: dict[str, Any]) -> str:
+    """Line 1: the input the costs were counted at, and that the weights do not enter them."""
     latency = table.get("latency")
     timing = ("latency not measured" if not latency else
               f"latency: {latency['device']} ({latency.get('device_name') or '?'}), {latency['threads']} threads, "
               f"median of {latency['repeats']} after {latency['warmup']} warm-up")
-    return (f"{table['model']}: input {_shape(table['input_shape'])} ({si(table['input_bytes'], 'B')}), "
-            f"weights {table['weights']}, {len(table['units'])} units; {timing}")
+    return (f"{table['model']}: {len(table['units'])} units; costs at input {_shape(table['input_shape'])} "
+            f"({si(table['input_bytes'], 'B')}); weights: n/a for costs (they do not change MACs, bytes or "
+            f"params; profiled with {table['weights']}); {timing}")
 
 
 def unit_label(unit: dict[str, Any]) -> str:
@@ -109,13 +111,26 @@ def _uncounted_line(table: dict[str, Any]) -> str:
     return "ops fvcore leaves at 0 — " + "; ".join(groups)
 
 
+def _leakage_size(meta: dict[str, Any], input_shape: Sequence[int]) -> str:
+    """``64 px images (not the 224 px of the costs)`` where leakage and costs were measured at other sizes."""
+    size = meta.get("image_size")
+    if size is None:
+        return "? px images"
+    same = list(input_shape[-2:]) == [size, size]
+    return f"{size} px images" + ("" if same else f" (the costs above are at {_shape(input_shape[-2:])} px)")
+
+
 def _leakage_line(table: dict[str, Any], source: str | None) -> list[str]:
+    """Line 2: what the leakage column was measured with (its own image size and weights, not line 1's)."""
     meta = table.get("leakage_meta")
     if not meta or not any(s.get("leakage") for s in table["splits"]):
         return []
     where = f" from {source}" if source else ""
-    return [f"leakage SSIM{where}: {meta.get('image_size', '?')} px images, {meta.get('weights', '?')} weights, "
-            f"{meta.get('budget', '?')} budget, seed {meta.get('seed', '?')} (raw SSIM; 1 at z = 0, 0 at z = L)"]
+    weights = meta.get("weights", "?")
+    weights += " (seeded random init)" if weights == "none" else ""
+    return [f"leakage SSIM{where}: measured on {_leakage_size(meta, table['input_shape'])} with weights "
+            f"{weights}, {meta.get('budget', '?')} budget, seed {meta.get('seed', '?')} "
+            "(raw SSIM; 1 at z = 0, 0 at z = L)"]
 
 
 def format_text(table: dict[str, Any], leakage_source: str | None = None) -> str:

@@ -181,7 +181,8 @@ def read_dir_with_files(folder: str | os.PathLike, require_leakage: bool = False
         raise UserInputError(f"{folder}: no such profile folder")
     paths = sorted(folder.glob("*.json"))
     if not paths:
-        raise UserInputError(f"{folder}: no *.json profile tables in this folder")
+        raise UserInputError(f"{folder}: no *.json profile tables in this folder (nor in {folder / 'profiles'}); "
+                             "give the folder that holds them, e.g. data/profiles")
     tables: dict[str, dict[str, Any]] = {}
     files: dict[str, Path] = {}
     for path in paths:
@@ -197,3 +198,16 @@ def read_dir_with_files(folder: str | os.PathLike, require_leakage: bool = False
 def read_dir(folder: str | os.PathLike, require_leakage: bool = False) -> dict[str, dict[str, Any]]:
     """All ``*.json`` tables of a folder, keyed by model name, each validated."""
     return read_dir_with_files(folder, require_leakage)[0]
+
+
+def follow_profile_folder(folder: str | os.PathLike) -> tuple[str, str | None]:
+    """``(folder, None)``, or, for a folder without ``*.json`` tables whose ``profiles/`` subfolder has some
+    (``--profiles data/``, the repository's ``data/``), that subfolder and a one-line note saying so."""
+    path = Path(folder)
+    if not path.is_dir() or any(path.glob("*.json")):
+        return str(folder), None
+    inner = path / "profiles"
+    count = len(list(inner.glob("*.json"))) if inner.is_dir() else 0
+    if not count:
+        return str(folder), None
+    return str(inner), f"{folder}: using {inner}/ ({count} table{'s' if count != 1 else ''})"

@@ -17,6 +17,7 @@ import torch
 from click.testing import CliRunner
 
 from cli import main
+from common.threads import available_cpus
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "profiles"
@@ -26,7 +27,8 @@ TRAIN = ["train", *TINY, "--iterations", "1", "--quiet"]
 
 # (command line, a word the error line must contain). Paths are relative to the scratch folder, which
 # holds: plain (a file), empty/ (an empty folder), fixtures/ (two valid tables with leakage),
-# lenet7.json (a valid lenet7 table), garbage.json (not JSON), bad.yaml (not YAML), nets.py.
+# lenet7.json (a valid lenet7 table), garbage.json (not JSON), bad.yaml (not YAML), nets.py, onetable/ (one
+# fixture table), trained/ (a tiny run trained on fixtures/, see TINY_RUN).
 CASES = [
     # zoo
     (["zoo", "--bogus"], "--bogus"),
@@ -141,6 +143,38 @@ CASES = [
     (TRAIN + ["--device", "tpu"], "--device"),
 ]
 
+# ---- issue 21, item 5 (helper "escapes"): profile / train / evaluate escapes -----------------------------
+# Non-finite numbers where --set expects one (nan, inf, YAML .inf, an overflowing 1e400): refused before the
+# run directory, config.json or metrics.csv exist.
+CASES += [(TRAIN + ["--set", value], "finite") for value in
+          ("lr=nan", "lr=inf", "lr=.inf", "lr=-.inf", "lr=1e400", "clip=nan", "lambda_init=inf",
+           "env.cost.mu1=nan", "env.area_m=.inf", "env.capacity.user_flops=[1e9, .inf]")]
+CASES += [(EVALUATE + ["--set", "env.cost.delay_limit_s=nan"], "finite")]
+CPUS_PLUS_ONE = str(available_cpus() + 1)
+CASES += [
+    # counts that would hang the tool, threads beyond the CPUs (torch's misleading allocation error before)
+    (["profile", "lenet7", "--warmup", "99999999999999999999"], "--warmup"),
+    (["profile", "lenet7", "--warmup", "1001"], "--warmup"),
+    (["profile", "lenet7", "--repeats", "99999999999999999999"], "--repeats"),
+    (["profile", "lenet7", "--repeats", "1001"], "--repeats"),
+    (["profile", "lenet7", "--threads", "100000"], "--threads 100000"),
+    (["profile", "lenet7", "--threads", CPUS_PLUS_ONE], f"--threads {CPUS_PLUS_ONE}"),
+    (TRAIN + ["--threads", "100000"], "--threads 100000"),
+    (EVALUATE + ["--threads", "100000"], "--threads 100000"),
+    # --out: one model's file ends in .json/.csv/.txt; with --all it is a folder, not all.json
+    (["profile", "lenet7", "--no-latency", "--out", "t.xyz"], ".json, *.csv or *.txt"),
+    (["profile", "lenet7", "--no-latency", "--out", "t"], ".json, *.csv or *.txt"),
+    (["profile", "lenet7", "--no-latency", "--format", "csv", "--out", "t.dat"], ".json, *.csv or *.txt"),
+    (["profile", "--all", "--no-latency", "--out", "all.json"], "is a folder"),
+    (["profile", "--all", "--no-latency", "--out", "all.csv", "--format", "csv"], "is a folder"),
+    # a trained run (trained/: J = 2, I = 2 × 5 services) evaluated with other sizes: refused before any episode
+    (EVALUATE + ["--checkpoint", "trained", "--set", "env.num_servers=3"], "J servers: 2 in training, 3 here"),
+    (EVALUATE + ["--checkpoint", "trained", "--set", "env.services_per_model=2"],
+     "I services: 10 in training, 4 here"),
+    (EVALUATE + ["--checkpoint", "trained", "--profiles", "onetable"], "I services: 10 in training, 5 here"),
+]
+# ---- end of the "escapes" block ------------------------------------------------------------------------
+
 if not torch.cuda.is_available():
     CASES += [(["profile", "lenet7", "--device", "cuda"], "--device cuda"),
               (["leakage", "--model", "lenet7", "--profile", "lenet7.json", "--device", "cuda"], "--device cuda"),
@@ -168,7 +202,28 @@ def scratch(tmp_path_factory) -> Path:
     (folder / "garbage.json").write_text("{ not json")
     (folder / "bad.yaml").write_text("a: [unclosed\n")
     (folder / "nets.py").write_text(NETS)
+    (folder / "onetable").mkdir()
+    shutil.copy(FIXTURES / "tiny_a.json", folder / "onetable" / "tiny_a.json")
+    _train_tiny_run(folder)
     return folder
+
+
+#: A run small enough to train in about a second: J = 2, K = 3, I = 2 tables × 5 services, 4-slot episodes.
+TINY_RUN = [*TINY, "--iterations", "1", "--quiet", "--set", "num_envs=1", "--set", "rollout_slots=2",
+            "--set", "env.slots_per_episode=4", "--set", "env.delta_t=2", "--set", "hidden_user=8",
+            "--set", "hidden_deployment=8", "--set", "hidden_allocation=8", "--set", "tensorboard=false"]
+
+
+def _train_tiny_run(folder: Path) -> None:
+    """``folder/trained``: the trained run the evaluate --checkpoint cases refuse to mix with other sizes."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        threads = torch.get_num_threads()
+        try:
+            result = CliRunner().invoke(main, ["train", *TINY_RUN, "--out", "trained"])
+        finally:
+            torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, str]]:

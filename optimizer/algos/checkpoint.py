@@ -1,7 +1,10 @@
 """Checkpoints of a run directory: one file holding everything needed to resume or evaluate.
 
-``runs/NAME/checkpoint.pt`` = {format, train_config, env_config, profiles, trainer state (networks,
-optimisers, λ, value normalisers, RNG states, iteration), history of per-iteration metrics}.
+``runs/NAME/checkpoint.pt`` = {format, train_config, env_config, profiles, profiles_from_run, trainer state
+(networks, optimisers, λ, value normalisers, RNG states, iteration), history of per-iteration metrics}.
+``profiles`` is the folder as given (relative to where ``train`` ran); ``profiles_from_run`` the same folder
+relative to the run directory, so ``--resume`` finds it from any folder (:func:`profiles_of`). Runs saved
+before 2026-12-02 have only ``profiles`` and resume from the folder they were trained in.
 Written atomically (:func:`common.files.atomic_open`: temporary file + rename), so an interrupted write
 never leaves half a file.
 """
@@ -56,3 +59,27 @@ def load_modules(modules: dict[str, torch.nn.Module], states: dict[str, Any]) ->
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else key
             raise UserInputError(f"checkpoint: its '{key}' network does not match this version's ({first}); "
                                  "train the run again") from None
+
+
+def profiles_from_run(profiles: str, run_dir: str | os.PathLike) -> str | None:
+    """The profile folder ``profiles`` (relative to the current folder, or absolute) as seen from ``run_dir``;
+    ``None`` for the built-in synthetic tables (any name that is no folder)."""
+    if not Path(profiles).is_dir():
+        return None
+    try:
+        return os.path.relpath(Path(profiles).resolve(), Path(run_dir).resolve())
+    except ValueError:        # another drive (Windows): keep it absolute
+        return str(Path(profiles).resolve())
+
+
+def profiles_of(saved: dict[str, Any], run_dir: str | os.PathLike) -> str:
+    """The profile folder of a saved run, as a path from the current folder: ``profiles_from_run`` joined to
+    ``run_dir`` when that folder exists, else ``profiles`` as it was given (old runs, ``synthetic``)."""
+    folder = Path(run_dir)
+    folder = folder if folder.is_dir() else folder.parent     # a checkpoint file given directly
+    relative = saved.get("profiles_from_run")
+    if relative is not None:
+        candidate = os.path.normpath(folder / relative)
+        if Path(candidate).is_dir():
+            return candidate
+    return saved["profiles"]

@@ -13,6 +13,7 @@ choices (``cli.py train --preset paper``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +95,10 @@ class TrainConfig:
                     "hidden_deployment", "hidden_allocation", "embedding_dim", "checkpoint_every",
                     "allocation_init_concentration", "lambda_max", "allocation_correction_bound",
                     "warm_start_slots", "warm_start_epochs", "warm_start_lr")
+        for name in dataclasses.fields(self):
+            value = getattr(self, name.name)
+            if isinstance(value, float) and not math.isfinite(value):   # also for configs built in code
+                raise UserInputError(f"train config: '{name.name}' must be a finite number, got {value!r}")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise UserInputError(f"train config: '{name}' must be > 0, got {getattr(self, name)!r}")

@@ -73,9 +73,9 @@ class _DeferredInterrupt:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def _payload(trainer: Trainer, cfg: TrainConfig, env_cfg: EnvConfig, profiles: str,
+def _payload(trainer: Trainer, cfg: TrainConfig, env_cfg: EnvConfig, profiles: dict[str, Any],
              history: list[dict]) -> dict[str, Any]:
-    return {"train_config": cfg.to_dict(), "env_config": to_dict(env_cfg), "profiles": profiles,
+    return {"train_config": cfg.to_dict(), "env_config": to_dict(env_cfg), **profiles,
             "dims": trainer.dims.__dict__, "trainer": trainer.state_dict(), "history": history}
 
 
@@ -86,6 +86,8 @@ def train_run(cfg: TrainConfig, env_cfg: EnvConfig, profiles: str, out_dir: str 
     """Train ``cfg.algo`` for ``cfg.iterations`` iterations in total, logging into ``out_dir``.
 
     ``warn`` receives one line when the profile tables' leakage settings differ (see the catalog).
+    ``profiles`` is read from the current folder; with ``resume`` the run's own record is used, found from
+    the run directory (:func:`checkpoint.profiles_of`), so a run resumes from any folder.
     """
     run_dir = Path(out_dir)
     history: list[dict[str, Any]] = []
@@ -94,10 +96,19 @@ def train_run(cfg: TrainConfig, env_cfg: EnvConfig, profiles: str, out_dir: str 
         saved = checkpoint.load(run_dir)
         iterations = cfg.iterations
         cfg = TrainConfig(**{**saved["train_config"], "iterations": iterations})
-        env_cfg, profiles = from_dict(EnvConfig, saved["env_config"]), saved["profiles"]
+        env_cfg, profiles = from_dict(EnvConfig, saved["env_config"]), checkpoint.profiles_of(saved, run_dir)
+        if profiles != SYNTHETIC and not Path(profiles).is_dir():
+            where = ("recorded relative to the folder it was trained in: resume from there once, then from anywhere"
+                     if "profiles_from_run" not in saved else f"nor {saved['profiles_from_run']} from {run_dir}")
+            raise UserInputError(f"--resume --out {run_dir}: its profile tables {profiles} are not found ({where})")
+        # an old run (saved with ``profiles`` alone) gains ``profiles_from_run`` here
+        from_run = saved.get("profiles_from_run") or checkpoint.profiles_from_run(profiles, run_dir)
+        record = {"profiles": saved["profiles"], "profiles_from_run": from_run}
         state, history = saved["trainer"], list(saved["history"])
     elif (run_dir / checkpoint.CHECKPOINT_NAME).exists():
         raise UserInputError(f"--out {run_dir}: holds a run already; add --resume or pick another --out")
+    else:
+        record = {"profiles": profiles, "profiles_from_run": checkpoint.profiles_from_run(profiles, run_dir)}
     catalog = load_catalog(profiles, env_cfg)
     if catalog.leakage_warning:
         warn(catalog.leakage_warning)
@@ -105,7 +116,7 @@ def train_run(cfg: TrainConfig, env_cfg: EnvConfig, profiles: str, out_dir: str 
     if state is not None:
         trainer.load_state_dict(state)
     run_dir.mkdir(parents=True, exist_ok=True)
-    resolved = {"train": cfg.to_dict(), "env": to_dict(env_cfg), "profiles": profiles,
+    resolved = {"train": cfg.to_dict(), "env": to_dict(env_cfg), **record,
                 "synthetic_profiles": profiles == SYNTHETIC, "services": list(catalog.service_names),
                 "device": str(trainer.device), "precision": "bf16" if trainer.bf16 else "fp32"}
     with atomic_open(run_dir / "config.json") as fh:
@@ -125,7 +136,7 @@ def train_run(cfg: TrainConfig, env_cfg: EnvConfig, profiles: str, out_dir: str 
                 if interrupt.requested:
                     interrupted = True
                     if history:
-                        checkpoint.save(run_dir, _payload(trainer, cfg, env_cfg, profiles, history))
+                        checkpoint.save(run_dir, _payload(trainer, cfg, env_cfg, record, history))
                     break
                 start = time.perf_counter()
                 row = trainer.train_iteration()
@@ -137,7 +148,7 @@ def train_run(cfg: TrainConfig, env_cfg: EnvConfig, profiles: str, out_dir: str 
                 tb.log(row)
                 last = trainer.iteration == cfg.iterations
                 if last or trainer.iteration % cfg.checkpoint_every == 0:
-                    checkpoint.save(run_dir, _payload(trainer, cfg, env_cfg, profiles, history))
+                    checkpoint.save(run_dir, _payload(trainer, cfg, env_cfg, record, history))
                 bar.update(1)
                 bar.set_postfix_str(f"cost {row['user_cost']:.1f} delay {row['delay_s']:.2f}/{tau_bar:g}s "
                                     f"λ {row['lambda']:.3f}")

@@ -15,6 +15,9 @@ during training. Heuristic-MAPPO-L checkpoints return its heuristic deployment (
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -101,14 +104,58 @@ def learned_policies(agents, local_dim: int, deterministic: bool = True,
     return deployment, user, allocation
 
 
-def load_policies(checkpoint_dir: str | os.PathLike, device: str | torch.device = "cpu",
-                  deterministic: bool = True, sample_users: bool = False,
-                  sample_deployment: bool = False) -> tuple[Any, Any, Any, Any]:
-    """(deployment, user, allocation, env_config) of a trained run directory or checkpoint file."""
+#: The sizes a trained network is built for (:class:`EnvDims`), with what sets each. The number of users K
+#: is not among them: every user runs the same actor, so a run evaluates with any K.
+_FITTED_SIZES = (("num_servers", "J servers", "env.num_servers"),
+                 ("num_services", "I services", "the profile tables × env.services_per_model"),
+                 ("num_splits", "Z split points", "the profile tables"),
+                 ("max_input_size", "largest input batch", "env.input_batch"),
+                 ("local_dim", "user observation width", "J, Z and env.observe_channel"))
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A trained run's policies, its env config and the sizes its networks were built for."""
+
+    deployment: Any
+    user: Any
+    allocation: Any
+    env_config: EnvConfig
+    dims: EnvDims
+    train_config: TrainConfig
+    profiles: str            # the run's profile folder, as a path from the current folder (or "synthetic")
+
+    def check_fits(self, env, name: str) -> None:
+        """One-line UserInputError, before any episode, when ``env`` has other sizes than the run was trained
+        for (a mismatch otherwise surfaces mid-episode as a tensor shape error)."""
+        here = EnvDims.from_env(env, self.train_config.user_observes_own_device,
+                                self.train_config.user_observes_split_estimates)
+        wrong = [(label, getattr(self.dims, field), getattr(here, field), source)
+                 for field, label, source in _FITTED_SIZES if getattr(self.dims, field) != getattr(here, field)]
+        if wrong:
+            sizes = "; ".join(f"{label}: {trained} in training, {now} here (set by {source})"
+                              for label, trained, now, source in wrong)
+            raise UserInputError(f"--checkpoint {name}: the run does not fit this environment ({sizes}); evaluate "
+                                 f"with the profiles it was trained on (--profiles {self.profiles}) and its env sizes")
+
+
+def load_trained(checkpoint_dir: str | os.PathLike, device: str | torch.device = "cpu",
+                 deterministic: bool = True, sample_users: bool = False,
+                 sample_deployment: bool = False) -> TrainedRun:
+    """The policies of a trained run directory or checkpoint file, with what they were trained for."""
     saved = checkpoint.load(checkpoint_dir, map_location=device)
     cfg = TrainConfig(**saved["train_config"])
     dims = EnvDims(**saved["dims"])
     agents = build_agents(get_spec(cfg.algo), cfg, dims, torch.device(device))
     checkpoint.load_modules(agents.modules(), saved["trainer"]["modules"])
     env_cfg = from_dict(EnvConfig, saved["env_config"])
-    return (*learned_policies(agents, dims.local_dim, deterministic, sample_users, sample_deployment), env_cfg)
+    policies = learned_policies(agents, dims.local_dim, deterministic, sample_users, sample_deployment)
+    return TrainedRun(*policies, env_cfg, dims, cfg, checkpoint.profiles_of(saved, checkpoint_dir))
+
+
+def load_policies(checkpoint_dir: str | os.PathLike, device: str | torch.device = "cpu",
+                  deterministic: bool = True, sample_users: bool = False,
+                  sample_deployment: bool = False) -> tuple[Any, Any, Any, Any]:
+    """(deployment, user, allocation, env_config) of a trained run directory or checkpoint file."""
+    run = load_trained(checkpoint_dir, device, deterministic, sample_users, sample_deployment)
+    return run.deployment, run.user, run.allocation, run.env_config
