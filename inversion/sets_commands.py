@@ -12,7 +12,8 @@ from inversion.store import switch_active_set
 from profiler import table as profile_table
 
 
-SETTINGS = ("weights", "data", "image_size", "n_train", "n_test", "budget", "loss", "seed", "decoder")
+SETTINGS = ("weights", "data", "image_size", "n_train", "n_test", "budget", "loss", "seed", "decoder", "victim")
+HASH_DIGITS = 12                       # a *_sha256 is shown by its first digits
 
 
 def _flat(value: object, prefix: str = "") -> dict[str, object]:
@@ -24,6 +25,8 @@ def _flat(value: object, prefix: str = "") -> dict[str, object]:
         for key, inner in value.items():
             out |= _flat(inner, key)
         return out
+    if prefix.endswith("_sha256") and isinstance(value, str):
+        return {prefix: value[:HASH_DIGITS]}
     return {prefix: value}
 
 
