@@ -82,13 +82,14 @@ class LeakageSettings:
         """
         if self.victim is None:
             raise ValueError("settings without the victim's identity have no key (what was measured is unknown)")
-        return _digest(self.as_json())
+        return settings_digest(self.as_json())
 
     def legacy_key(self) -> str:
         """The key before the victim's identity joined it (labels only; sets measured up to 2026-12-02
         carry it as ``legacy_settings_key``). Never used to reuse results."""
-        return _digest({k: v for k, v in self.as_json().items() if k != "victim"})
+        return settings_digest({k: v for k, v in self.as_json().items() if k != "victim"})
 
 
-def _digest(settings: dict[str, Any]) -> str:
+def settings_digest(settings: dict[str, Any]) -> str:
+    """The key of a settings dict (``LeakageSettings.as_json()`` form): sha256 of its sorted JSON, 16 hex digits."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
