@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import multiprocessing
 import shutil
@@ -24,6 +25,7 @@ from click.testing import CliRunner
 
 import inversion.config
 from cli import main
+from common.errors import UserInputError
 from inversion import leakage_sets, store
 from inversion.config import LeakageSettings
 from inversion.identity import VictimIdentity, victim_identity
@@ -157,6 +159,8 @@ def test_fp32_on_a_bf16_table_measures_its_own_set_and_keeps_the_label(tiny_env)
     assert partial["status"] == "partial" and partial["meta"]["precision"] == "fp32"
     assert partial["meta"]["victim"]["precision"] == "fp32" and set(partial["splits"]) == {"1"}
     assert partial["meta"]["settings_key"] != before["leakage_meta"]["settings_key"]
+    listed = CliRunner().invoke(main, ["leakage-sets", str(profile)])
+    assert listed.exit_code == 0 and listed.output.splitlines()[2].split()[-1] == "precision=fp32"
 
 
 def _documented_lenet7() -> LeakageSettings:
@@ -256,3 +260,43 @@ def test_a_smoke_run_on_a_table_without_leakage_is_not_made_active(tiny_env):
     real = leakage(profile, tmp / "run")                             # a real budget then becomes active
     assert real.exit_code == 0 and profile_table.read(profile)["leakage_meta"]["budget"] == "quick"
     assert profile_table.read(profile)["leakage_history"] == [kept]
+
+
+def _rekey_script():
+    spec = importlib.util.spec_from_file_location("rekey_leakage_sets", ROOT / "benchmarks" / "rekey_leakage_sets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_migration_rekeys_a_legacy_set_without_changing_a_value(tmp_path, monkeypatch):
+    """benchmarks/rekey_leakage_sets.py on a copy of the LeNet-7 table put back to its legacy key: it gives the
+    key the bundled table carries, changes no leakage value, is resumable, and refuses a meta that does not
+    give the recorded key."""
+    monkeypatch.chdir(ROOT)                                   # weights labels are relative to the repository
+    rekey = _rekey_script().rekey
+    bundled = json.loads((ROOT / "data" / "profiles" / "lenet7.json").read_text())
+    legacy = json.loads(json.dumps(bundled))
+    meta = legacy["leakage_meta"]
+    meta["settings_key"] = meta.pop("legacy_settings_key")
+    for field in ("victim", "settings_key_formula", "rekeyed"):
+        del meta[field]
+    path = tmp_path / "lenet7.json"
+    path.write_text(json.dumps(legacy))
+
+    line = rekey(path, "2026-12-02T00:00:00+00:00")
+    assert f"{meta['settings_key']} -> {bundled['leakage_meta']['settings_key']}" in line
+    after = json.loads(path.read_text())
+    assert {k: v for k, v in after.items() if k != "leakage_meta"} == {
+        k: v for k, v in legacy.items() if k != "leakage_meta"}    # every split and history value as it was
+    assert after["leakage_meta"]["victim"] == bundled["leakage_meta"]["victim"]
+    assert after["leakage_meta"]["rekeyed"]["unchanged_since_the_set_was_measured"]
+    written = path.read_bytes()
+    assert "nothing to do" in rekey(path, "2026-12-03T00:00:00+00:00") and path.read_bytes() == written
+
+    meta["seed"] = 1                                            # a meta that does not describe its set
+    path.write_text(json.dumps(legacy))
+    before = path.read_bytes()
+    with pytest.raises(UserInputError, match="does not give its key"):
+        rekey(path, "2026-12-02T00:00:00+00:00")
+    assert path.read_bytes() == before

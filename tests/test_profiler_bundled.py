@@ -71,5 +71,6 @@ def test_active_leakage_is_the_documented_commands_at_the_default_budget(tables,
     documented = _documented_leakage_settings(name)
     assert meta["victim"] == documented.victim.as_json()
     assert meta["settings_key"] == documented.key()
-    assert meta["legacy_settings_key"] == documented.legacy_key()      # the key it was measured under
+    if "legacy_settings_key" in meta:                                  # re-keyed by benchmarks/rekey_leakage_sets.py
+        assert meta["legacy_settings_key"] == documented.legacy_key()  # from the key it was measured under
     assert all(s["leakage"] is not None for s in tables[name]["splits"])
