@@ -230,14 +230,23 @@ def load_samples(folder: Path, name: str) -> np.ndarray | None:
 
 def switch_active_set(path: Path, key: str) -> tuple[str, str | None]:
     """Make the table's complete set ``key`` (or a unique prefix of it) the active one, atomically; the set
-    active before stays in ``leakage_history``. Returns (the key made active, the key active before)."""
-    profile_table.read(path)                 # a missing or malformed table: its own error, before locking
+    active before stays in ``leakage_history``. Returns (the key made active, the key active before).
+    A refused key is refused before the table's lock is taken (nothing is written, not even the lock)."""
+    chosen, before = _set_to_activate(profile_table.read(path), path, key)
+    if chosen["where"] == "active":
+        return chosen["key"], before
     with files.locked(path):
-        return _switch_active_set(path, key)
+        table = profile_table.read(path)                     # as it is now, under the lock
+        chosen, before = _set_to_activate(table, path, chosen["key"])
+        if chosen["where"] != "active":
+            table = leakage_sets.activate(table, chosen["key"], now_iso())
+            profile_table.validate(table, source=str(path))
+            files.write_json(path, table)
+    return chosen["key"], before
 
 
-def _switch_active_set(path: Path, key: str) -> tuple[str, str | None]:
-    table = profile_table.read(path)
+def _set_to_activate(table: dict[str, Any], path: Path, key: str) -> tuple[dict[str, Any], str | None]:
+    """The set ``key`` names (from :func:`leakage_sets.describe`) and the active key; refusals as user errors."""
     sets = [s for s in leakage_sets.describe(table) if s["where"] != leakage_sets.REDONE]
     matches = sorted({s["key"] for s in sets if s["key"] and s["key"].startswith(key)})
     if len(matches) != 1:
@@ -247,14 +256,11 @@ def _switch_active_set(path: Path, key: str) -> tuple[str, str | None]:
     chosen = next(s for s in sets if s["key"] == matches[0])
     before = leakage_sets.active_key(table)
     if chosen["where"] == "active":
-        return chosen["key"], before
+        return chosen, before
     if not chosen["complete"]:
         raise UserInputError(f"--activate {chosen['key']}: the set has measured {chosen['measured']} of "
                              f"{chosen['of']} splits; finish it by rerunning `leakage` with its settings")
     if chosen["meta"].get("budget") == "smoke":
         raise UserInputError(f"--activate {chosen['key']}: a smoke-budget set is a wiring check, its numbers "
                              "are not measurements")
-    table = leakage_sets.activate(table, chosen["key"], now_iso())
-    profile_table.validate(table, source=str(path))
-    files.write_json(path, table)
-    return chosen["key"], before
+    return chosen, before
