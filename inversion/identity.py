@@ -53,8 +53,7 @@ def weights_sha256(model: nn.Module) -> str:
         flat = tensor.detach().to("cpu").contiguous().reshape(-1)
         digest.update(json.dumps([name, str(flat.dtype), list(tensor.shape)]).encode())
         if flat.numel():
-            digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.dtype == torch.bool
-                          else flat.view(torch.uint8).numpy())
+            digest.update(flat.view(torch.uint8).numpy())       # raw bytes of any dtype (bf16 and bool too)
     return digest.hexdigest()
 
 
