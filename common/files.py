@@ -2,6 +2,8 @@
 
 :func:`atomic_open` is the project's one writer: every table, checkpoint, CSV, figure and config goes
 through it, so an error or an interrupt never leaves a half-written file or erases the previous one.
+:func:`locked` serialises read-modify-write of one file between processes (two ``leakage`` runs on one
+table): atomic writes alone keep each file whole, but the later writer would drop the earlier's changes.
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+import filelock
+
 from common.errors import UserInputError
+
+LOCK_TIMEOUT_S = 300.0
 
 
 def read_text(path: str | os.PathLike, what: str) -> str:
@@ -85,6 +91,36 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) ->
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    """The sidecar lock file of ``path``: ``.<name>.lock`` beside it (kept; it holds no data)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold an exclusive inter-process lock on ``path`` for a read-modify-write (``flock`` on a sidecar
+    file, :func:`lock_path`, through the ``filelock`` package that torch depends on).
+
+    The lock is tied to the sidecar, not to ``path`` itself, because :func:`atomic_open` replaces
+    ``path`` by a new file on every write. The operating system releases it when the holder exits,
+    killed or not. Waiting longer than ``timeout_s`` raises :class:`UserInputError` naming the file.
+    """
+    sidecar = lock_path(path)
+    lock = filelock.FileLock(sidecar, timeout=timeout_s)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise UserInputError(f"{path}: another process has held its lock ({sidecar}) for {timeout_s:.0f} s; "
+                             "is another run writing it?") from None
+    except OSError as exc:
+        raise UserInputError(f"{path}: cannot lock it for writing ({exc.strerror or exc})") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def write_json(path: str | os.PathLike, table: dict[str, Any]) -> Path:

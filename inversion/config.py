@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from inversion.attack import TrainConfig
+from inversion.identity import VictimIdentity
 
 THREAT_MODEL = ("black-box inverse network: an honest-but-curious server knows the split point, sees the "
                 "transmitted feature and holds auxiliary images from the same distribution as the victim's "
@@ -41,7 +42,11 @@ BUDGETS: dict[str, Budget] = {
 
 @dataclass(frozen=True)
 class LeakageSettings:
-    """Everything that determines a leakage number (a rerun with equal settings may skip finished splits)."""
+    """Everything that determines a leakage number (a rerun with equal settings may skip finished splits).
+
+    ``victim`` is what was measured (hashes of the weights as loaded and of the model's structure, the
+    precision and the device kind, :mod:`inversion.identity`); ``weights`` is only the label the user gave.
+    """
 
     model: str
     weights: str
@@ -53,14 +58,15 @@ class LeakageSettings:
                                                                    batch_size=BUDGETS["quick"].batch_size))
     n_train: int = BUDGETS["quick"].n_train
     n_test: int = BUDGETS["quick"].n_test
+    victim: VictimIdentity | None = None
 
     @classmethod
     def from_budget(cls, model: str, weights: str, data: str, image_size: int, budget: str, seed: int,
-                    loss: str = "mse+ssim") -> "LeakageSettings":
+                    loss: str = "mse+ssim", victim: VictimIdentity | None = None) -> "LeakageSettings":
         preset = BUDGETS[budget]
         return cls(model, weights, data, image_size, budget, seed,
                    TrainConfig(steps=preset.steps, batch_size=preset.batch_size, loss=loss),
-                   preset.n_train, preset.n_test)
+                   preset.n_train, preset.n_test, victim)
 
     def with_train(self, **changes: Any) -> "LeakageSettings":
         return replace(self, train=replace(self.train, **changes))
@@ -69,6 +75,21 @@ class LeakageSettings:
         return asdict(self)
 
     def key(self) -> str:
-        """Stable hash of the settings: equal key ⇔ results may be reused."""
-        text = json.dumps(self.as_json(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """Stable hash of the settings, the victim's identity included: equal key ⇔ results may be reused.
+
+        ``sha256(json.dumps(as_json(), sort_keys=True))[:16]``, where ``as_json()`` holds every field
+        above and ``victim`` = {weights_sha256, structure_sha256, precision, device_kind}.
+        """
+        if self.victim is None:
+            raise ValueError("settings without the victim's identity have no key (what was measured is unknown)")
+        return settings_digest(self.as_json())
+
+    def legacy_key(self) -> str:
+        """The key before the victim's identity joined it (labels only; sets measured up to 2026-12-02
+        carry it as ``legacy_settings_key``). Never used to reuse results."""
+        return settings_digest({k: v for k, v in self.as_json().items() if k != "victim"})
+
+
+def settings_digest(settings: dict[str, Any]) -> str:
+    """The key of a settings dict (``LeakageSettings.as_json()`` form): sha256 of its sorted JSON, 16 hex digits."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]

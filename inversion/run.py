@@ -27,6 +27,7 @@ from inversion.attack import SplitOutcome, attack_split
 from inversion.config import LeakageSettings
 from inversion.data import DATASETS, ImageSet, for_model, load_images, victim_input
 from inversion.features import feature_shapes, iter_split_features
+from inversion.identity import victim_identity
 from inversion.metrics import no_information_floor
 from profiler.graph import SplitModel, split_model
 from profiler.zoo import LoadedModel, load_model
@@ -193,6 +194,7 @@ def _prepare(request: LeakageRequest) -> dict[str, Any]:
             raise UserInputError(f"--threads {request.threads}: must be at least 1")
         torch.set_num_threads(request.threads)
     loaded, image_size = _load_victim(request)
+    victim = victim_identity(loaded.model, device, bf16)     # hashed as loaded, before it moves or splits
     model = split_model(loaded.model).to(device)
     default_profile, default_out = default_paths(loaded.name)
     profile_path = Path(request.profile or default_profile)
@@ -208,7 +210,7 @@ def _prepare(request: LeakageRequest) -> dict[str, Any]:
     _check_runs_at(model, loaded.name, loaded.input_shape, image_size, device)
     data_label = request.data if request.data in DATASETS else str(Path(request.data).resolve())
     settings = LeakageSettings.from_budget(loaded.name, loaded.weights_label, data_label, image_size,
-                                           request.budget, request.seed, request.loss)
+                                           request.budget, request.seed, request.loss, victim)
     images = for_model(load_images(request.data, image_size, settings.n_train, settings.n_test, request.seed),
                        loaded.input_shape[0])
     return {"device": device, "bf16": bf16, "loaded": loaded, "model": model, "profile_path": profile_path,

@@ -12,7 +12,8 @@ from inversion.store import switch_active_set
 from profiler import table as profile_table
 
 
-SETTINGS = ("weights", "data", "image_size", "n_train", "n_test", "budget", "loss", "seed", "decoder")
+SETTINGS = ("weights", "data", "image_size", "n_train", "n_test", "budget", "loss", "seed", "decoder", "victim")
+HASH_DIGITS = 12                       # a *_sha256 is shown by its first digits
 
 
 def _flat(value: object, prefix: str = "") -> dict[str, object]:
@@ -24,13 +25,17 @@ def _flat(value: object, prefix: str = "") -> dict[str, object]:
         for key, inner in value.items():
             out |= _flat(inner, key)
         return out
+    if prefix.endswith("_sha256") and isinstance(value, str):
+        return {prefix: value[:HASH_DIGITS]}
     return {prefix: value}
 
 
 def _differences(meta: dict, reference: dict) -> str:
-    """This set's settings that differ from the reference set's, as ``name=value``."""
-    mine = {k: v for name in SETTINGS for k, v in _flat(meta.get(name), name).items()}
-    theirs = {k: v for name in SETTINGS for k, v in _flat(reference.get(name), name).items()}
+    """This set's settings that differ from the reference set's, as ``name=value``. The victim's hashes are
+    compared only when both sets record them (sets keyed before 2026-12-02 do not)."""
+    names = [n for n in SETTINGS if n != "victim" or (meta.get("victim") and reference.get("victim"))]
+    mine = {k: v for name in names for k, v in _flat(meta.get(name), name).items()}
+    theirs = {k: v for name in names for k, v in _flat(reference.get(name), name).items()}
     changed = [f"{k}={mine.get(k, '-')}" for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k)]
     return " ".join(sorted(changed)) or "-"
 

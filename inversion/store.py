@@ -8,7 +8,10 @@ atomically after every split. A results file made under other settings is moved 
 After every split the profile table gets this run's set (only leakage fields; cost fields are
 untouched) under the rules of :mod:`inversion.leakage_sets`: the active set changes only when the new
 settings have measured every split (or ``--force``), and every set measured before stays in the table.
-Tables are written with :func:`common.files.write_json` and checked with :func:`profiler.table.validate`.
+Each write holds the table's lock (:func:`common.files.locked`), re-reads the table and merges into it
+only the splits this run changed (measured, redone, or read from its results file), so concurrent
+runs on one table lose nothing. Tables are written with :func:`common.files.write_json` and checked
+with :func:`profiler.table.validate`.
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ import numpy as np
 
 from common import files
 from common.errors import UserInputError
-from inversion import leakage_sets
+from inversion import consistency, leakage_sets
 from inversion.config import THREAT_MODEL, LeakageSettings
 from profiler import table as profile_table
 
 RESULTS_NAME = "results.json"
 SAMPLES_DIR = "samples"
+KEY_FORMULA = ("sha256 of the settings as sorted JSON (model, weights label, data, image size, budget, seed, "
+               "decoder, n_train, n_test, victim = {weights_sha256, structure_sha256, precision, device_kind}), "
+               "first 16 hex digits; inversion/config.py LeakageSettings.key")
 
 
 def splitpriv_version() -> str:
@@ -55,6 +61,9 @@ class Results:
     run: dict[str, Any] = field(default_factory=dict)
     splits: dict[int, dict[str, Any]] = field(default_factory=dict)
     monotonicity: list[dict[str, Any]] = field(default_factory=list)
+    #: the table's entries of this set when the run opened it ({z: profile leakage}); what differs from
+    #: them is this run's to write (:func:`update_profile`). Not saved.
+    baseline: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {"settings": self.settings, "settings_key": self.settings_key, "num_units": self.num_units,
@@ -83,6 +92,7 @@ def open_results(folder: Path, settings: LeakageSettings, num_units: int, table:
         where, entries, meta = found
         fresh.floor = meta.get("floor")
         fresh.splits.update({z: results_entry(v) for z, v in entries.items()})
+        fresh.baseline = dict(entries)
         if entries:
             sources.append(f"the table ({where} set)")
     old = _read_results(folder / RESULTS_NAME)
@@ -160,9 +170,9 @@ def leakage_meta(results: Results) -> dict[str, Any]:
         "weights": s["weights"], "data": results.data, "image_size": s["image_size"],
         "n_train": s["n_train"], "n_test": s["n_test"], "budget": s["budget"], "decoder": s["train"],
         "loss": s["train"]["loss"], "seed": s["seed"], "device": results.run.get("device"),
-        "precision": results.run.get("precision"), "floor": results.floor,
+        "precision": results.run.get("precision"), "victim": s.get("victim"), "floor": results.floor,
         "boundary_convention": "split 0: SSIM 1 (raw input sent), split L: SSIM 0 (nothing sent); not measured",
-        "settings_key": results.settings_key, "date": now_iso(), "splitpriv_version": splitpriv_version(),
+        "settings_key": results.settings_key, "settings_key_formula": KEY_FORMULA, "date": now_iso(), "splitpriv_version": splitpriv_version(),
         "results_file": results.run.get("results_file"),
         "monotonicity": results.monotonicity,
     }
@@ -180,20 +190,28 @@ def read_profile(path: Path, model: str) -> dict[str, Any]:
 def update_profile(path: Path, results: Results, complete: bool, force: bool) -> str:
     """Write this run's set into the table under :mod:`inversion.leakage_sets`' rules, atomically.
 
+    Under the table's lock: re-read the table, merge the splits this run changed (those that differ from
+    ``results.baseline``) into the set as the table holds it now, and write. The set's completeness and
+    monotonicity check are those of the merged set (``complete``, this run's own view, may only add).
     Returns where the set went: ``"active"`` (what ``evaluate``/``train`` read) or ``"partial"``.
-    A smoke-budget set replaces measured values only with ``force``.
-    Cost fields are never touched.
+    A smoke-budget set never becomes active unless ``force``. Cost fields are never touched.
     """
-    table = profile_table.read(path)
-    num_units = len(table["units"])
-    entries = {z: profile_leakage(results.splits[z]) for z in results.splits}
-    boundary = {z: boundary_leakage(z, num_units) for z in (0, num_units)}
-    meta = leakage_meta(results) | {"complete": complete}
-    promote = complete and results.settings["budget"] != "smoke"   # smoke numbers never replace real ones
-    table, where = leakage_sets.place_set(table, results.settings_key, meta, entries, boundary, promote,
-                                         force, now_iso())
-    profile_table.validate(table, source=str(path))
-    files.write_json(path, table)
+    own = {z: profile_leakage(e) for z, e in results.splits.items()}
+    own = {z: leak for z, leak in own.items() if leak != results.baseline.get(z)}
+    with files.locked(path):
+        table = profile_table.read(path)
+        num_units = len(table["units"])
+        merged = leakage_sets.merged_entries(table, results.settings_key, own)
+        complete = complete or leakage_sets.is_complete(table, merged)
+        boundary = {z: boundary_leakage(z, num_units) for z in (0, num_units)}
+        meta = leakage_meta(results) | {"complete": complete}
+        meta["monotonicity"] = consistency.monotonicity_violations(
+            {z: results_entry(v) for z, v in merged.items()})
+        table, where = leakage_sets.place_set(table, results.settings_key, meta, own, boundary, complete,
+                                             force, now_iso(), may_activate=results.settings["budget"] != "smoke")
+        profile_table.validate(table, source=str(path))
+        files.write_json(path, table)
+    results.baseline.update(own)
     return where
 
 
@@ -212,9 +230,24 @@ def load_samples(folder: Path, name: str) -> np.ndarray | None:
 
 def switch_active_set(path: Path, key: str) -> tuple[str, str | None]:
     """Make the table's complete set ``key`` (or a unique prefix of it) the active one, atomically; the set
-    active before stays in ``leakage_history``. Returns (the key made active, the key active before)."""
-    table = profile_table.read(path)
-    sets = leakage_sets.describe(table)
+    active before stays in ``leakage_history``. Returns (the key made active, the key active before).
+    A refused key is refused before the table's lock is taken (nothing is written, not even the lock)."""
+    chosen, before = _set_to_activate(profile_table.read(path), path, key)
+    if chosen["where"] == "active":
+        return chosen["key"], before
+    with files.locked(path):
+        table = profile_table.read(path)                     # as it is now, under the lock
+        chosen, before = _set_to_activate(table, path, chosen["key"])
+        if chosen["where"] != "active":
+            table = leakage_sets.activate(table, chosen["key"], now_iso())
+            profile_table.validate(table, source=str(path))
+            files.write_json(path, table)
+    return chosen["key"], before
+
+
+def _set_to_activate(table: dict[str, Any], path: Path, key: str) -> tuple[dict[str, Any], str | None]:
+    """The set ``key`` names (from :func:`leakage_sets.describe`) and the active key; refusals as user errors."""
+    sets = [s for s in leakage_sets.describe(table) if s["where"] != leakage_sets.REDONE]
     matches = sorted({s["key"] for s in sets if s["key"] and s["key"].startswith(key)})
     if len(matches) != 1:
         known = ", ".join(f"{s['key']} ({s['where']})" for s in sets) or "none"
@@ -223,14 +256,11 @@ def switch_active_set(path: Path, key: str) -> tuple[str, str | None]:
     chosen = next(s for s in sets if s["key"] == matches[0])
     before = leakage_sets.active_key(table)
     if chosen["where"] == "active":
-        return chosen["key"], before
+        return chosen, before
     if not chosen["complete"]:
         raise UserInputError(f"--activate {chosen['key']}: the set has measured {chosen['measured']} of "
                              f"{chosen['of']} splits; finish it by rerunning `leakage` with its settings")
     if chosen["meta"].get("budget") == "smoke":
         raise UserInputError(f"--activate {chosen['key']}: a smoke-budget set is a wiring check, its numbers "
                              "are not measurements")
-    table = leakage_sets.activate(table, chosen["key"], now_iso())
-    profile_table.validate(table, source=str(path))
-    files.write_json(path, table)
-    return chosen["key"], before
+    return chosen, before

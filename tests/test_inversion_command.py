@@ -52,11 +52,11 @@ def _ssims(table):
     return [None if s["leakage"] is None else s["leakage"]["ssim"] for s in table["splits"]]
 
 
-def test_writes_leakage_resumes_and_redoes(env):
+def test_writes_leakage_resumes_and_redoes(env, tiny_quick):
     tmp, profile = env
     costs_before = [{k: v for k, v in s.items() if k != "leakage"} for s in json.loads(profile.read_text())["splits"]]
     out = tmp / "run"
-    first = leakage(profile, out, "--layers", "1")
+    first = leakage(profile, out, "--layers", "1", budget="quick")
     assert first.exit_code == 0, first.output
     table = profile_table.read(profile)
     assert [s["leakage"] is None for s in table["splits"]] == [False, False, True, False]
@@ -64,14 +64,14 @@ def test_writes_leakage_resumes_and_redoes(env):
                                              "psnr_ci95": [None, None], "measured": False}
     assert table["splits"][3]["leakage"]["ssim"] == 0.0 and not table["splits"][3]["leakage"]["measured"]
     assert table["splits"][1]["leakage"]["measured"]
-    assert table["leakage_meta"]["budget"] == "smoke" and table["leakage_meta"]["floor"]["ssim"]["n"] == 16
+    assert table["leakage_meta"]["budget"] == "quick" and table["leakage_meta"]["floor"]["ssim"]["n"] == 16
     assert not table["leakage_meta"]["complete"]
     assert len(table["splits"][1]["leakage"]["ssim_per_image"].split()) == 16
     assert table["splits"][1]["leakage"]["convergence"]["steps"][-1] == 10
     assert [{k: v for k, v in s.items() if k != "leakage"} for s in table["splits"]] == costs_before
     date_1 = json.loads((out / "results.json").read_text())["splits"]["1"]["date"]
 
-    second = leakage(profile, out)                  # all splits: 1 is kept, 2 is computed
+    second = leakage(profile, out, budget="quick")  # all splits: 1 is kept, 2 is computed
     assert second.exit_code == 0, second.output
     assert "resumed from the table (active set) and the results file; to do [2]" in second.output
     # progress: features cached with a bar, split 2 is the 1st of 1 to do, one overall bar over all steps
@@ -82,15 +82,15 @@ def test_writes_leakage_resumes_and_redoes(env):
     assert (out / "ssim_vs_split.png").stat().st_size > 0 and (out / "reconstructions.png").stat().st_size > 0
     assert profile_table.read(profile)["leakage_meta"]["complete"]
 
-    third = leakage(profile, out, "--redo", "--layers", "2")
+    third = leakage(profile, out, "--redo", "--layers", "2", budget="quick")
     assert third.exit_code == 0 and "redo [2]; to do [2]" in third.output
 
 
-def test_subset_with_the_same_settings_keeps_the_other_splits(env):
+def test_subset_with_the_same_settings_keeps_the_other_splits(env, tiny_quick):
     tmp, profile = env
-    assert leakage(profile, tmp / "run").exit_code == 0
+    assert leakage(profile, tmp / "run", budget="quick").exit_code == 0
     before = _ssims(profile_table.read(profile))
-    again = leakage(profile, tmp / "run", "--layers", "1", "--redo")
+    again = leakage(profile, tmp / "run", "--layers", "1", "--redo", budget="quick")
     assert again.exit_code == 0, again.output
     after = _ssims(profile_table.read(profile))
     assert after[2] == before[2] and after[1] is not None
@@ -127,9 +127,9 @@ def test_other_settings_never_remove_values_and_switch_only_when_complete(env, t
     assert [replaced["splits"][str(z)]["ssim"] for z in (1, 2)] == values0[1:3]
 
 
-def test_force_switches_at_once_and_keeps_the_previous_set(env):
+def test_force_switches_at_once_and_keeps_the_previous_set(env, tiny_quick):
     tmp, profile = env
-    assert leakage(profile, tmp / "run").exit_code == 0
+    assert leakage(profile, tmp / "run", budget="quick").exit_code == 0
     values0 = _ssims(profile_table.read(profile))
     forced = leakage(profile, tmp / "run", "--seed", "3", "--layers", "2", "--force")
     assert forced.exit_code == 0, forced.output
@@ -154,11 +154,11 @@ def test_returning_to_earlier_settings_resumes_from_the_replaced_set(env, tiny_q
     assert kept["meta"]["seed"] == 1 and [kept["splits"][str(z)]["ssim"] for z in (1, 2)] == values_b[1:3]
 
 
-def test_resumes_from_the_table_alone(env):
+def test_resumes_from_the_table_alone(env, tiny_quick):
     tmp, profile = env
-    assert leakage(profile, tmp / "run_a").exit_code == 0
+    assert leakage(profile, tmp / "run_a", budget="quick").exit_code == 0
     values = _ssims(profile_table.read(profile))
-    again = leakage(profile, tmp / "run_b")                     # a new results folder: the table suffices
+    again = leakage(profile, tmp / "run_b", budget="quick")     # a new results folder: the table suffices
     assert again.exit_code == 0, again.output
     assert "resumed from the table (active set); to do []" in again.output
     assert _ssims(profile_table.read(profile)) == values
@@ -217,7 +217,7 @@ def test_interrupted_profile_write_leaves_previous_json(env, monkeypatch):
     assert not [p for p in profile.parent.iterdir() if p.name.startswith(".tiny.json")]
 
 
-def test_user_model_tables_default_to_their_own_folder(env):
+def test_user_model_tables_default_to_their_own_folder(env, tiny_quick):
     tmp, _ = env
     refused = CliRunner().invoke(main, ["leakage", "--model", SPEC, "--budget", "smoke"])
     _assert_refused(refused, "profiles/inv_tiny_model.tiny.json", "profile --model inv_tiny_model:tiny",
@@ -225,7 +225,7 @@ def test_user_model_tables_default_to_their_own_folder(env):
     made = CliRunner().invoke(main, ["profile", "--model", SPEC, "--format", "json", "--no-latency",
                                      "--out", "profiles/inv_tiny_model.tiny.json"])
     assert made.exit_code == 0, made.output
-    ran = CliRunner().invoke(main, ["leakage", "--model", SPEC, "--budget", "smoke", "--layers", "1"])
+    ran = CliRunner().invoke(main, ["leakage", "--model", SPEC, "--budget", "quick", "--layers", "1"])
     assert ran.exit_code == 0, ran.output
     assert profile_table.read(tmp / "profiles" / "inv_tiny_model.tiny.json")["splits"][1]["leakage"]["measured"]
     assert (tmp / "runs" / "leakage" / "inv_tiny_model.tiny" / "results.json").is_file()
@@ -241,14 +241,14 @@ GRAY = textwrap.dedent('''
 ''')
 
 
-def test_one_channel_model_measures_gray_images(env):
+def test_one_channel_model_measures_gray_images(env, tiny_quick):
     tmp, _ = env
     (tmp / "inv_gray_model.py").write_text(GRAY)
     profile = tmp / "gray.json"
     spec = "inv_gray_model:gray"
     made = CliRunner().invoke(main, ["profile", spec, "--format", "json", "--out", str(profile), "--no-latency"])
     assert made.exit_code == 0, made.output
-    ran = CliRunner().invoke(main, ["leakage", "--model", spec, "--budget", "smoke", "--profile", str(profile),
+    ran = CliRunner().invoke(main, ["leakage", "--model", spec, "--budget", "quick", "--profile", str(profile),
                                     "--out", str(tmp / "run")])
     assert ran.exit_code == 0, ran.output
     assert "(gray)" in ran.output

@@ -6,14 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from inversion.config import LeakageSettings
+from inversion.identity import victim_identity
 from profiler import table as schema
 from profiler.graph import split_model
-from profiler.zoo import build_on_meta
+from profiler.zoo import build_on_meta, load_model
 from zoofacts import PAPER_UNITS
 
-PROFILES = Path(__file__).resolve().parents[1] / "data" / "profiles"
+ROOT = Path(__file__).resolve().parents[1]
+PROFILES = ROOT / "data" / "profiles"
 # fvcore totals measured independently of this code (whole-model FlopCountAnalysis, torchvision builds)
 FVCORE_GMACS = {"resnet18": 1.8191, "resnet50": 4.1115, "vgg16": 15.4703, "vgg19": 19.6321}
 
@@ -46,18 +49,28 @@ def test_totals_match_fvcore_figures(tables, name):
 
 
 def _documented_leakage_settings(name: str) -> LeakageSettings:
-    """The settings of benchmarks/make_bundled_leakage.sh for one model, at today's default budget."""
+    """The settings of benchmarks/make_bundled_leakage.sh for one model, at today's default budget, with the
+    victim as that command loads it today (seeded random init, or the LeNet's weights file) on a CPU in bf16."""
     if name.startswith("lenet"):
-        return LeakageSettings.from_budget(name, f"data/weights/{name}-fashion-mnist.pt", "fashion-mnist", 32,
-                                           "quick", seed=0)
-    return LeakageSettings.from_budget(name, "none", "embedded", 64, "quick", seed=0)
+        weights = f"data/weights/{name}-fashion-mnist.pt"
+        victim = victim_identity(load_model(name, weights=str(ROOT / weights)).model, torch.device("cpu"), True)
+        return LeakageSettings.from_budget(name, weights, "fashion-mnist", 32, "quick", seed=0, victim=victim)
+    victim = victim_identity(load_model(name).model, torch.device("cpu"), True)
+    return LeakageSettings.from_budget(name, "none", "embedded", 64, "quick", seed=0, victim=victim)
 
 
-def test_active_leakage_is_the_documented_commands_at_the_default_budget(tables):
+@pytest.mark.parametrize("name", sorted(PAPER_UNITS))
+def test_active_leakage_is_the_documented_commands_at_the_default_budget(tables, name):
     """Rerunning make_bundled_leakage.sh finds every split measured: the active set has the settings that
-    command makes today (so a change of the default budget shows up here until the tables are re-measured)."""
-    for name, t in tables.items():
-        meta = t["leakage_meta"]
-        assert meta["complete"] and meta["budget"] == "quick", name
-        assert meta["settings_key"] == _documented_leakage_settings(name).key(), name
-        assert all(s["leakage"] is not None for s in t["splits"]), name
+    command makes today (so a change of the default budget, of a weights file or of a model's code shows
+    up here until the tables are re-measured). Its key is the one a run computes, victim hashes included
+    (building the VGGs' seeded init takes ~3 s each)."""
+    meta = tables[name]["leakage_meta"]
+    assert meta["complete"] and meta["budget"] == "quick"
+    assert (meta["device"], meta["precision"]) == ("cpu", "bf16")
+    documented = _documented_leakage_settings(name)
+    assert meta["victim"] == documented.victim.as_json()
+    assert meta["settings_key"] == documented.key()
+    if "legacy_settings_key" in meta:                                  # re-keyed by benchmarks/rekey_leakage_sets.py
+        assert meta["legacy_settings_key"] == documented.legacy_key()  # from the key it was measured under
+    assert all(s["leakage"] is not None for s in tables[name]["splits"])
