@@ -7,8 +7,8 @@ capped at :data:`RULE_MAX_PX` (64 px) for a larger one, and the quick budget.
 
 Plan. Before the real work, :func:`measure_plan` times a short probe on the run's own device, precision
 and threads: a forward pass of :data:`PROBE_IMAGES` images to the deepest split to do (the caching pass's
-pace) and :data:`PROBE_STEPS` decoder steps at the shallowest and the deepest split to do (the decoder's
-pace), then extrapolates over caching passes × splits × steps. The probe seeds nothing the run uses
+pace) and :data:`PROBE_STEPS` decoder steps at the deepest and the shallowest split to do (the decoder's
+pace; fewer when they are slow), then extrapolates over caching passes × splits × steps. The probe seeds nothing the run uses
 (each decoder reseeds itself), so values do not change with it.
 """
 
@@ -26,8 +26,9 @@ from inversion.features import SplitModelLike, decoder_input_shapes, group_split
 
 RULE_MAX_PX = 64             # default image side for a model with no measured set and a larger native size
 IMAGE_SIZE_MAX = 1024        # --image-size bound: above it one split's cached features alone exceed RAM
-PROBE_IMAGES = 128           # images of the timed forward pass
-PROBE_STEPS = 3              # timed decoder steps per probed split (after one untimed step)
+PROBE_IMAGES = 64            # images of the timed forward pass (one decoder batch)
+PROBE_STEPS = 3              # timed decoder steps per probed split (after one untimed step) ...
+PROBE_SECONDS = 10.0         # ... or fewer, once this long has been spent timing them (a slow run's plan)
 WARN_SECONDS = 3600.0        # a plan longer than this is printed with the faster alternatives
 
 
@@ -129,11 +130,25 @@ def _pass_fractions(groups: list[list[int]], unit_macs: Sequence[float] | None) 
     return [sum(unit_macs[:max(g)]) / total for g in groups]
 
 
+class _EnoughSteps(Exception):
+    """Ends a probe's decoder training once its steps are timed."""
+
+
 def _timed_steps(features, images: torch.Tensor, config: TrainConfig, device: torch.device, bf16: bool) -> float:
-    """Seconds per decoder step at one split: ``PROBE_STEPS`` steps timed after one untimed step."""
+    """Seconds per decoder step at one split: up to ``PROBE_STEPS`` steps (``PROBE_SECONDS`` at most) timed
+    after one untimed step."""
     times: list[float] = []
-    train_decoder(features, images, int(images.shape[-1]), replace(config, steps=PROBE_STEPS + 1, val_images=0),
-                  device, seed=0, bf16=bf16, progress=lambda step, loss, ssim: times.append(time.perf_counter()))
+
+    def tick(step: int, loss: float, ssim: float) -> None:
+        times.append(time.perf_counter())
+        if len(times) > PROBE_STEPS or (len(times) > 1 and times[-1] - times[0] > PROBE_SECONDS):
+            raise _EnoughSteps
+
+    try:
+        train_decoder(features, images, int(images.shape[-1]), replace(config, steps=PROBE_STEPS + 1, val_images=0),
+                      device, seed=0, bf16=bf16, progress=tick)
+    except _EnoughSteps:
+        pass
     return (times[-1] - times[0]) / max(1, len(times) - 1)
 
 
@@ -151,6 +166,9 @@ def measure_plan(model: SplitModelLike, train_inputs: torch.Tensor, train_images
     probed = tuple(sorted({todo[-1], todo[0]}, reverse=True))
     step_times, forward_s = [], 0.0
     for z in probed:
+        if step_times and step_times[0] * PROBE_STEPS > PROBE_SECONDS:   # slow: one probed split must do
+            probed = probed[:1]
+            break
         started = time.perf_counter()
         (features,) = iter_split_features(model, train_inputs[:n], train_inputs[:1], [z], device, cache_bytes,
                                           bf16=bf16)
