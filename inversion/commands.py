@@ -14,8 +14,11 @@ from inversion.attack import LOSSES
 from inversion.config import BUDGETS
 from inversion.consistency import describe
 from inversion.data import DATASETS
+from inversion.plan import IMAGE_SIZE_MAX, RULE_MAX_PX
 from inversion.run import LeakageRequest, RunSummary, parse_layers, run_leakage
 from profiler.weights import NO_WEIGHTS
+
+SEED_MAX = 2**32 - 1            # a 32-bit seed: what every seeded library accepts (torch takes 64 bits, so seed + z is fine)
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -54,18 +57,21 @@ def summary_table(summary: RunSummary) -> str:
 @click.command()
 @click.option("--model", required=True, metavar="NAME|pkg.module:factory", help="Zoo model or a user factory.")
 @click.option("--layers", metavar="Z1,Z2,...", help="Split points to measure (default: all of 1..L-1).")
-@click.option("--budget", type=click.Choice(list(BUDGETS)), default="quick", show_default=True,
-              help="Images and decoder training steps (docs/leakage.md).")
+@click.option("--budget", type=click.Choice(list(BUDGETS)), default=None,
+              help="Images and decoder training steps (docs/leakage.md); default: the one the "
+                   "table's active set was measured with, else quick.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Where the victim and decoder run (auto: CUDA if available).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help="auto: bf16 autocast where the hardware supports it.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=0, show_default=True,
               help="Seed of image crops, train/test split and decoder init (recorded).")
 @click.option("--weights", default=NO_WEIGHTS, show_default=True,
               help="none (seeded random init), a cached torchvision weights name, or a state_dict path.")
-@click.option("--image-size", type=int, metavar="PIXELS",
-              help="Square image side, at least 8 (default: the model's native size).")
+@click.option("--image-size", type=click.IntRange(8, IMAGE_SIZE_MAX), metavar="PIXELS",
+              help=f"Square image side, 8 to {IMAGE_SIZE_MAX} (and the images and one split's features must fit "
+                   f"in half the RAM); default: the size the table's active set was measured at, else the "
+                   f"model's native size capped at {RULE_MAX_PX}.")
 @click.option("--data", "data_dir", type=click.Path(), help="Folder of your own images (instead of the embedded set).")
 @click.option("--dataset", type=click.Choice(list(DATASETS)), default=None,
               help="embedded scikit-image photographs (default), cifar10 (under data/cifar10) or fashion-mnist "
@@ -83,7 +89,7 @@ def summary_table(summary: RunSummary) -> str:
               "with the same settings.")
 @click.option("--threads", type=int, metavar="N",
               help="CPU threads for torch (default: torch's; 1 is faster when other jobs share the cores).")
-def leakage(model: str, layers: str | None, budget: str, device: str, precision: str, seed: int, weights: str,
+def leakage(model: str, layers: str | None, budget: str | None, device: str, precision: str, seed: int, weights: str,
             image_size: int | None, data_dir: str | None, dataset: str | None, loss: str,
             profile_path: Path | None, out: Path | None, force: bool, redo: bool, threads: int | None) -> None:
     """Privacy leakage Lea(z) = SSIM(I_o, I_r | z) of every split point, by decoder inversion (eq. 3)."""

@@ -1,8 +1,11 @@
 """One leakage run: model → split points → cached features → one decoder per split → stored Lea(z).
 
 Reads top to bottom: resolve device and precision, load the victim (frozen, eval) and its profile
-table, pick the split points, load auxiliary/held-out images, measure the no-information floor,
-then for each split still to do: train g_z, score it, write results, samples and profile at once.
+table, choose the image size and budget (given, else the table's active set's: :mod:`inversion.plan`),
+pick the split points, load auxiliary/held-out images, measure the no-information floor, time a short
+probe and print the plan, then for each split still to do: train g_z, score it, write results, samples
+and profile at once. Nothing is written before the first split is measured (no results file archived, no
+table touched), so a run stopped earlier leaves every file as it was.
 Finished splits are found in the profile table itself or the results folder (same settings only).
 After each split the paired monotonicity check (:mod:`inversion.consistency`) is rerun and its
 violations are logged and stored.
@@ -10,6 +13,7 @@ violations are logged and stored.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,18 +26,19 @@ from common.devices import resolve_device
 from common.errors import UserInputError
 from common.files import check_writable
 from common.precision import use_bf16
-from inversion import consistency, report, store
+from inversion import consistency, leakage_sets, report, store
 from inversion.attack import SplitOutcome, attack_split
 from inversion.config import LeakageSettings
 from inversion.data import DATASETS, ImageSet, for_model, load_images, victim_input
-from inversion.features import feature_shapes, iter_split_features
+from inversion.features import CACHE_DTYPE_BYTES, feature_shapes, iter_split_features
 from inversion.identity import victim_identity
 from inversion.metrics import no_information_floor
+from inversion.plan import IMAGE_SIZE_MAX, measure_plan, resolve_defaults
 from profiler.graph import SplitModel, split_model
 from profiler.zoo import LoadedModel, load_model
 
 SAMPLE_COUNT = 8
-CACHE_BYTES = {"cpu": 2 << 30, "cuda": 8 << 30}
+CACHE_BYTES = {"cpu": 512 << 20, "cuda": 8 << 30}
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,7 @@ class LeakageRequest:
 
     model: str
     layers: tuple[int, ...] | None = None
-    budget: str = "quick"
+    budget: str | None = None           # None: the table's active set's, else quick (inversion.plan)
     device: str = "auto"
     precision: str = "auto"
     seed: int = 0
@@ -73,16 +78,27 @@ class RunSummary:
 
 
 def parse_layers(text: str | None) -> tuple[int, ...] | None:
-    """``"1,4,9"`` → ``(1, 4, 9)``; ``None``/empty → all measurable splits."""
-    if text is None or not text.strip():
+    """``"1,4,9"`` → ``(1, 4, 9)``; ``None`` (option not given) → all measurable splits.
+
+    An empty text, an empty item (``1,,4``) or a split given twice (``1,1``) is refused: each is a typo
+    more likely than a wish.
+    """
+    if text is None:
         return None
+    example = "expected comma-separated split points such as 1,4,9 (leave --layers out to measure every split)"
+    parts = [part.strip() for part in text.split(",")]
+    if not text.strip() or "" in parts:
+        what = "is empty" if not text.strip() else "has an empty item"
+        raise UserInputError(f"--layers {text!r} {what}: {example}")
     try:
-        layers = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+        layers = [int(part) for part in parts]
     except ValueError:
-        layers = ()
-    if not layers:
-        raise UserInputError(f"--layers {text!r}: expected comma-separated split points such as 1,4,9")
-    return layers
+        raise UserInputError(f"--layers {text!r}: {example}") from None
+    twice = sorted({z for z in layers if layers.count(z) > 1})
+    if twice:
+        raise UserInputError(f"--layers {text!r}: split point{'s' if len(twice) > 1 else ''} "
+                             f"{','.join(map(str, twice))} given twice")
+    return tuple(sorted(layers))
 
 
 def _choose_splits(layers: tuple[int, ...] | None, num_units: int, model: str) -> list[int]:
@@ -96,15 +112,15 @@ def _choose_splits(layers: tuple[int, ...] | None, num_units: int, model: str) -
     return list(layers)
 
 
-def _load_victim(request: LeakageRequest) -> tuple[LoadedModel, int]:
-    """The frozen victim in eval mode and the image size (default: the model's native size)."""
+def _load_victim(request: LeakageRequest) -> LoadedModel:
+    """The frozen victim in eval mode (its image size is chosen with its table: :mod:`inversion.plan`)."""
+    if request.image_size is not None and not 8 <= request.image_size <= IMAGE_SIZE_MAX:
+        raise UserInputError(f"--image-size {request.image_size}: must be 8 to {IMAGE_SIZE_MAX} pixels")
     loaded = load_model(request.model, weights=request.weights)
     if len(loaded.input_shape) != 3:
         raise UserInputError(f"model {loaded.name}: input shape {loaded.input_shape} is not an image "
                              "(C, H, W); leakage is measured on images")
-    if request.image_size is not None and request.image_size < 8:
-        raise UserInputError(f"--image-size {request.image_size}: must be at least 8 pixels")
-    return loaded, int(request.image_size or loaded.input_shape[-1])
+    return loaded
 
 
 def default_paths(name: str) -> tuple[Path, Path]:
@@ -114,6 +130,25 @@ def default_paths(name: str) -> tuple[Path, Path]:
     safe = name.replace(":", ".").replace("/", "_").replace("\\", "_")
     folder = Path("profiles") if ":" in name else Path("data/profiles")
     return folder / f"{safe}.json", Path("runs/leakage") / safe
+
+
+def _check_memory(model: SplitModel, channels: int, image_size: int, splits: list[int], n_images: int,
+                  device: torch.device) -> None:
+    """Refuse a run whose largest single split's cached features (bf16) exceed half of the machine's RAM."""
+    if device.type != "cpu" or not hasattr(os, "sysconf"):
+        return
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return
+    shapes = feature_shapes(model, torch.zeros(1, channels, image_size, image_size, device=device), splits)
+    z, numel = max(((z, int(torch.Size(s).numel())) for z, s in shapes.items()), key=lambda item: item[1])
+    need = n_images * (numel * CACHE_DTYPE_BYTES + 2 * channels * image_size ** 2 * 4)   # + images, inputs
+    if need > ram / 2:
+        raise UserInputError(f"--image-size {image_size}: the images and split {z}'s features take "
+                             f"{need / 2**30:.0f} GiB "
+                             f"for {n_images} images, more than half of this machine's {ram / 2**30:.0f} GiB; "
+                             "use a smaller --image-size or --budget")
 
 
 def _check_runs_at(model: SplitModel, name: str, shape: tuple[int, ...], image_size: int,
@@ -193,12 +228,15 @@ def _prepare(request: LeakageRequest) -> dict[str, Any]:
         if request.threads < 1:
             raise UserInputError(f"--threads {request.threads}: must be at least 1")
         torch.set_num_threads(request.threads)
-    loaded, image_size = _load_victim(request)
+    loaded = _load_victim(request)
     victim = victim_identity(loaded.model, device, bf16)     # hashed as loaded, before it moves or splits
     model = split_model(loaded.model).to(device)
     default_profile, default_out = default_paths(loaded.name)
     profile_path = Path(request.profile or default_profile)
     table = store.read_profile(profile_path, loaded.name)
+    defaults = resolve_defaults(request.image_size, request.budget, table, int(loaded.input_shape[-1]),
+                                str(profile_path))
+    image_size = defaults.image_size
     if len(table["units"]) != model.num_units:
         raise UserInputError(f"--profile {profile_path}: has {len(table['units'])} units but {loaded.name} "
                              f"splits into {model.num_units}; regenerate it with `python cli.py profile "
@@ -210,11 +248,13 @@ def _prepare(request: LeakageRequest) -> dict[str, Any]:
     _check_runs_at(model, loaded.name, loaded.input_shape, image_size, device)
     data_label = request.data if request.data in DATASETS else str(Path(request.data).resolve())
     settings = LeakageSettings.from_budget(loaded.name, loaded.weights_label, data_label, image_size,
-                                           request.budget, request.seed, request.loss, victim)
+                                           defaults.budget, request.seed, request.loss, victim)
+    _check_memory(model, loaded.input_shape[0], image_size, splits, settings.n_train + settings.n_test, device)
     images = for_model(load_images(request.data, image_size, settings.n_train, settings.n_test, request.seed),
                        loaded.input_shape[0])
     return {"device": device, "bf16": bf16, "loaded": loaded, "model": model, "profile_path": profile_path,
-            "table": table, "splits": splits, "out_dir": out_dir, "settings": settings, "images": images}
+            "table": table, "splits": splits, "out_dir": out_dir, "settings": settings, "images": images,
+            "defaults": defaults}
 
 
 def run_leakage(request: LeakageRequest, log: Callable[[str], None] = lambda s: None) -> RunSummary:
@@ -231,24 +271,30 @@ def run_leakage(request: LeakageRequest, log: Callable[[str], None] = lambda s: 
     log(f"{loaded.name}: {num_units} units, splits {splits}; {status}; to do {todo}; device {device}, "
         f"{'bf16' if bf16 else 'fp32'}; {settings.n_train} train / {settings.n_test} test images at "
         f"{settings.image_size} px ({'gray' if images.channels == 1 else 'colour'})")
+    log(p["defaults"].line)
     results.data = images.description
     results.run = {"device": str(device), "precision": "bf16" if bf16 else "fp32",
                    "results_file": str(out_dir / store.RESULTS_NAME)}
     if results.floor is None:
         results.floor = _floor_json(images)
-    archived = store.archive_results(out_dir, results.settings_key)
-    if archived is not None:
-        log(f"results made under other settings moved to {archived}")
     shown = sample_indices(len(images.test))
-    store.save_samples(out_dir, "originals", images.test[shown].permute(0, 2, 3, 1).numpy())
-    table_set = _record(results, out_dir, profile_path, num_units, request.force, log)
-
     channels = loaded.input_shape[0]
-    features = iter_split_features(model, victim_input(images.train, channels), victim_input(images.test, channels),
-                                   todo, device, CACHE_BYTES.get(device.type, 2 << 30), bf16=bf16,
-                                   progress=_CachingBar())
+    train_inputs = victim_input(images.train, channels)
+    cache_bytes = CACHE_BYTES.get(device.type, 2 << 30)
+    plan = measure_plan(model, train_inputs, images.train, todo, len(images.train) + len(images.test),
+                        settings.train, device, bf16, cache_bytes, [u.get("macs") or 0 for u in p["table"]["units"]])
+    if plan is not None:
+        log(plan.line(device, torch.get_num_threads()))
+        warning = plan.warning(settings.image_size, settings.budget, device)
+        if warning:
+            log(warning)
+    outputs = _Outputs(out_dir, results, images.test[shown], log)
+
+    features = iter_split_features(model, train_inputs, victim_input(images.test, channels), todo, device,
+                                   cache_bytes, bf16=bf16, progress=_CachingBar())
     overall = tqdm(total=len(todo) * settings.train.steps, desc=f"{loaded.name}: {len(todo)} splits",
                    unit="step", file=sys.stderr, leave=False, dynamic_ncols=True, position=0, disable=not todo)
+    table_set = "active" if leakage_sets.active_key(p["table"]) == results.settings_key else "partial"
     for nth, feats in enumerate(features, start=1):
         z = feats.split
         bar, progress = _progress_bar(z, nth, len(todo), unit_names[z - 1], settings.train.steps,
@@ -256,6 +302,7 @@ def run_leakage(request: LeakageRequest, log: Callable[[str], None] = lambda s: 
         with bar:
             outcome = attack_split(feats, images.train, images.test, settings.train, device,
                                    request.seed + z, bf16, progress)
+        outputs.begin()          # the first write of the run: only now is the results folder touched
         results.splits[z] = _entry(outcome, unit_names[z - 1], feats.sent_shape, feats.shape, device, bf16)
         store.save_samples(out_dir, f"split_{z:03d}",
                            outcome.reconstructions[shown].permute(0, 2, 3, 1).numpy())
@@ -263,6 +310,11 @@ def run_leakage(request: LeakageRequest, log: Callable[[str], None] = lambda s: 
             f"auxiliary SSIM gain over the last half of training {outcome.convergence.gain_last_half:+.3f})")
         table_set = _record(results, out_dir, profile_path, num_units, request.force, log)
     overall.close()
+    if not todo:
+        outputs.begin()
+        write_table = _table_needs(p["table"], results, num_units, request.force)
+        table_set = _record(results, out_dir, profile_path, num_units, request.force, log, write_table) \
+            or table_set
     figures = report.write_figures(out_dir, loaded.name, num_units, results)
     if table_set != "active":
         log(f"{profile_path}: the table still shows its earlier leakage set; this run's values are kept in "
@@ -272,14 +324,46 @@ def run_leakage(request: LeakageRequest, log: Callable[[str], None] = lambda s: 
                       todo, profile_path, out_dir, figures, table_set)
 
 
+class _Outputs:
+    """The run's first writes (archiving a results file of other settings, the originals' samples),
+    deferred until a split is measured: a run stopped before that leaves every file as it was."""
+
+    def __init__(self, out_dir: Path, results: store.Results, originals: torch.Tensor,
+                 log: Callable[[str], None]) -> None:
+        self.out_dir, self.results, self.originals, self.log = out_dir, results, originals, log
+        self.done = False
+
+    def begin(self) -> None:
+        if self.done:
+            return
+        archived = store.archive_results(self.out_dir, self.results.settings_key)
+        if archived is not None:
+            self.log(f"results made under other settings moved to {archived}")
+        store.save_samples(self.out_dir, "originals", self.originals.permute(0, 2, 3, 1).numpy())
+        self.done = True
+
+
+def _table_needs(table: dict[str, Any], results: store.Results, num_units: int, force: bool) -> bool:
+    """Whether a run with nothing left to measure still has something to write into the table: values only
+    its results file holds, a complete set to make active, or ``--force``."""
+    found = leakage_sets.find_set(table, results.settings_key)
+    if force or found is None or set(found[1]) != set(results.splits):
+        return True
+    complete = all(z in results.splits for z in range(1, num_units))
+    return found[0] != "active" and complete
+
+
 def _record(results: store.Results, out_dir: Path, profile_path: Path, num_units: int, force: bool,
-            log: Callable[[str], None]) -> str:
-    """Monotonicity check, then the results file and the profile table; returns where the set went."""
+            log: Callable[[str], None], write_table: bool = True) -> str:
+    """Monotonicity check, then the results file and the profile table; returns where the set went
+    (``""`` when the table is not written)."""
     before = {(v["shallow"], v["deep"]) for v in results.monotonicity}
     results.monotonicity = consistency.monotonicity_violations(results.splits)
     for v in results.monotonicity:
         if (v["shallow"], v["deep"]) not in before:
             log(f"warning: {consistency.describe(v)}")
     results.save(out_dir)
+    if not write_table:
+        return ""
     complete = all(z in results.splits for z in range(1, num_units))
     return store.update_profile(profile_path, results, complete, force)

@@ -94,6 +94,15 @@ CASES = [
     (["leakage", "--model", "lenet7", "--profile", "lenet7.json", "--out", "plain"], "plain is a file"),
     (["leakage", "--model", "lenet7", "--profile", "lenet7.json", "--out", "/proc/splitpriv"], "cannot write"),
     (["leakage", "--model", "lenet7", "--profile", "lenet7.json", "--weights", "nosuch.pt"], "--weights"),
+    # --- leakage, issue #21 item 5 (helper astyped): bounds and malformed --layers ---------------------
+    (["leakage", "--model", "lenet7", "--profile", "lenet7.json", "--seed", "99999999999999999999999"], "--seed"),
+    (["leakage", "--model", "lenet7", "--profile", "lenet7.json", "--seed", str(2**32)], "--seed"),
+    (["leakage", "--model", "lenet7", "--profile", "lenet7.json", "--layers", ""], "is empty"),
+    (["leakage", "--model", "lenet7", "--profile", "lenet7.json", "--layers", "1,,4"], "empty item"),
+    (["leakage", "--model", "lenet7", "--profile", "lenet7.json", "--layers", "1,1"], "given twice"),
+    (["leakage", "--model", "lenet7", "--profile", "lenet7.json", "--image-size", "10000"], "--image-size"),
+    (["leakage", "--model", "lenet7", "--profile", "lenet7.json", "--image-size", "1025"], "--image-size"),
+    # --- end of astyped's block ---------------------------------------------------------------------------
     # leakage-sets
     (["leakage-sets"], "TABLE"),
     (["leakage-sets", "nosuch.json"], "nosuch.json"),

@@ -88,11 +88,15 @@ def test_leakage_out_that_is_a_file_is_refused_before_training(tmp_path):
     assert profile.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["lenet7.json", "plain"]
 
 
-@pytest.mark.parametrize("text", [",", " , ", "x", "1,y"])
-def test_layers_without_any_split_point_are_refused(text):
-    with pytest.raises(UserInputError, match="--layers"):
+@pytest.mark.parametrize("text, why", [(",", "empty item"), (" , ", "empty item"), ("x", "such as 1,4,9"),
+                                       ("1,y", "such as 1,4,9"), ("", "is empty"), ("  ", "is empty"),
+                                       ("1,,4", "empty item"), ("4,", "empty item"), ("1,1", "1 given twice"),
+                                       ("4,1,4,1", "1,4 given twice")])
+def test_layers_with_an_empty_item_a_repeat_or_no_split_point_are_refused(text, why):
+    with pytest.raises(UserInputError, match="--layers") as info:
         parse_layers(text)
-    assert parse_layers("4,1,,4") == (1, 4) and parse_layers(None) is None
+    assert why in str(info.value)
+    assert parse_layers("4, 1,9") == (1, 4, 9) and parse_layers(None) is None
 
 
 def test_ctrl_c_during_train_exits_130_with_a_resumable_checkpoint(tmp_path, monkeypatch):
