@@ -173,8 +173,8 @@ class LinearImageSeed(nn.Module):
         rotated = torch.einsum("nchw,cd->ndhw", target, basis).flatten(1)
         fit = ridge.fit_per_output(x, rotated, folds, seed, out_of_fold)
         back = lambda t: torch.einsum("ndhw,cd->nchw", t.reshape(len(t), *self.shape), basis)  # noqa: E731
-        weight = back(fit.weight).flatten(1)                        # d × out, RGB order
-        self.map.weight.copy_(weight.T.float())
+        fit.weight = fit.weight.float()                             # frees the float64 d × out copy
+        self.map.weight.copy_(back(fit.weight).flatten(1).T)        # out × d, RGB order
         self.map.bias.copy_(back(fit.bias[None]).flatten().float())
         self.lam_factor = fit.lam_factor
         return None if fit.out_of_fold is None else back(fit.out_of_fold).float()

@@ -24,6 +24,7 @@ import torch
 
 FACTORS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)   # λ / mean squared (centred) feature value
 MIN_FOLDS = 2
+COLUMN_CHUNK = 2048
 
 
 @dataclass
@@ -106,18 +107,16 @@ def fit_per_output(x: torch.Tensor, y: torch.Tensor, folds: int, seed: int,
     x_mean, y_mean = x.mean(0), y.mean(0)
     xc, yc = x - x_mean, y - y_mean
     weight = torch.empty(d, y.shape[1], dtype=x.dtype)
-    if d <= n:
+    if d <= n:     # W = V (E + λ)⁻¹ Vᵀ Xᵀ Y
         ev, v = torch.linalg.eigh(xc.T @ xc)
-        b = v.T @ (xc.T @ yc)
-        for i, value in enumerate(lam):
-            cols = choice == i
-            if cols.any():
-                weight[:, cols] = (v / (ev.clamp_min(0) + value)) @ b[:, cols]
-    else:
+        left, b = v, v.T @ (xc.T @ yc)
+    else:          # W = Xᵀ U (E + λ)⁻¹ Uᵀ Y
         ev, u = torch.linalg.eigh(xc @ xc.T)
-        b = u.T @ yc
-        for i, value in enumerate(lam):
-            cols = choice == i
-            if cols.any():
-                weight[:, cols] = xc.T @ ((u / (ev.clamp_min(0) + value)) @ b[:, cols])
+        left, b = u, u.T @ yc
+    ev = ev.clamp_min(0)
+    for i, value in enumerate(lam):
+        cols = (choice == i).nonzero().flatten()
+        for part in cols.split(COLUMN_CHUNK):          # bounded temporaries for 4096 × 12288 maps
+            w = (left / (ev + value)) @ b[:, part]
+            weight[:, part] = w if d <= n else xc.T @ w
     return RidgeFit(weight, y_mean - x_mean @ weight, torch.tensor(FACTORS, dtype=x.dtype)[choice], oof)
