@@ -172,7 +172,10 @@ class LinearImageSeed(nn.Module):
         basis = ridge.colour_basis(target)                          # C × C, columns = components
         rotated = torch.einsum("nchw,cd->ndhw", target, basis).flatten(1)
         fit = ridge.fit_per_output(x, rotated, folds, seed, out_of_fold)
-        back = lambda t: torch.einsum("ndhw,cd->nchw", t.reshape(len(t), *self.shape), basis)  # noqa: E731
+
+        def back(t: torch.Tensor) -> torch.Tensor:                 # colour components → RGB
+            return torch.einsum("ndhw,cd->nchw", t.reshape(len(t), *self.shape), basis.to(t.dtype))
+
         fit.weight = fit.weight.float()                             # frees the float64 d × out copy
         self.map.weight.copy_(back(fit.weight).flatten(1).T)        # out × d, RGB order
         self.map.bias.copy_(back(fit.bias[None]).flatten().float())
