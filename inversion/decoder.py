@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from inversion import ridge
+from inversion.metrics import ssim_torch
 
 VECTOR_SEED_FRACTION = 8     # vector seed side = image side / 8, at least 8
 VECTOR_MIN_SIDE = 8
@@ -105,6 +106,7 @@ class LinearImageSeed(nn.Module):
         super().__init__()
         self.vector = not _is_spatial(feature_shape)
         self.lam_factor: torch.Tensor | None = None    # vectors: λ per output chosen by fit_vector
+        self.smooth_side: int | None = None            # vectors: side the start is smoothed to (fit_vector)
         if self.vector:
             self.shape = (channels, side, side)
             self.map: nn.Module = nn.Linear(math.prod(feature_shape), channels * side * side)
@@ -180,10 +182,38 @@ class LinearImageSeed(nn.Module):
         self.map.weight.copy_(back(fit.weight).flatten(1).T)        # out × d, RGB order
         self.map.bias.copy_(back(fit.bias[None]).flatten().float())
         self.lam_factor = fit.lam_factor
-        return None if fit.out_of_fold is None else back(fit.out_of_fold).float()
+        if fit.out_of_fold is None:
+            return None
+        bases = back(fit.out_of_fold).float()
+        self.smooth_side = self._smoothing_side(bases, target.float())
+        return self._smooth(bases)
+
+    def _smooth(self, start: torch.Tensor) -> torch.Tensor:
+        """The start area-averaged to :attr:`smooth_side` and brought back (bilinear) to its own side."""
+        side = self.shape[-1]
+        if self.smooth_side is None or self.smooth_side >= side:
+            return start
+        return _resize(_resize(start, self.smooth_side), side)
+
+    @torch.no_grad()
+    def _smoothing_side(self, bases: torch.Tensor, target: torch.Tensor) -> int:
+        """Side (the start's own, halved down to ``VECTOR_MIN_SIDE``) whose smoothed out-of-fold starts score
+        the highest SSIM against their images. A weak feature's per-pixel start is noisy at full resolution
+        (resnet50's random-init 2048-vector: held-out SSIM 0.433 after 50 steps from it against 0.470 from
+        the 8×8 start before 2026-12-02); an informative one keeps its detail."""
+        side, best, best_score = self.shape[-1], self.shape[-1], -math.inf
+        candidate = side
+        while True:
+            self.smooth_side = candidate
+            score = float(ssim_torch(self._smooth(bases).clamp(BASE_CLAMP, 1 - BASE_CLAMP), target))
+            if score > best_score:
+                best, best_score = candidate, score
+            if candidate // 2 < min(VECTOR_MIN_SIDE, side):
+                return best
+            candidate //= 2
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        return self.map(f).view(-1, *self.shape) if self.vector else self.map(f)
+        return self._smooth(self.map(f).view(-1, *self.shape)) if self.vector else self.map(f)
 
 
 def _is_spatial(shape: tuple[int, ...]) -> bool:
