@@ -58,6 +58,15 @@ class SplitOutcome:
     train_images_per_s: float
     final_loss: float
     convergence: "Convergence"
+    fit_pairs: int = 0                   # auxiliary pairs the decoder was fitted on (n_train − held-out)
+    vector: bool = False                 # the decoder received a vector (not a C × h × w feature)
+    feature_width: int = 0               # numbers per feature
+
+    @property
+    def data_limited(self) -> bool:
+        """A vector wider than the fitting pairs: not even its linear inverse is identifiable from them,
+        so the measured SSIM is a lower bound that a larger auxiliary set can raise."""
+        return self.vector and self.feature_width > self.fit_pairs
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,11 @@ def _val_ssim(decoder: Decoder, features: torch.Tensor, targets: torch.Tensor, d
     return float(ssim_torch(recon, targets.cpu()))
 
 
+def fit_pairs(n_train: int, config: TrainConfig) -> int:
+    """Auxiliary pairs the decoder is fitted on: ``n_train`` less the held-out validation images."""
+    return n_train - min(config.val_images, n_train // 8)
+
+
 def train_decoder(features: SplitFeatures, train_images: torch.Tensor, image_size: int, config: TrainConfig,
                   device: torch.device, seed: int, bf16: bool = False,
                   progress: ProgressFn | None = None) -> tuple[Decoder, float, float, Convergence]:
@@ -130,18 +144,20 @@ def train_decoder(features: SplitFeatures, train_images: torch.Tensor, image_siz
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     n_all = len(train_images)
-    n_val = min(config.val_images, n_all // 8)
+    n_val = n_all - fit_pairs(n_all, config)
     order = torch.randperm(n_all, generator=generator)
     val_idx, fit_idx = order[:n_val], order[n_val:]
     fit_features = features.train[fit_idx]
     decoder = Decoder(features.shape, image_size, FeatureStandardizer.fit(fit_features),
-                      config.decoder, channels=int(train_images.shape[1]))
+                      config.decoder, channels=int(train_images.shape[1]), fit_pairs=len(fit_idx))
     standardised = decoder.standardizer(fit_features.float())
-    decoder.linear_image.fit(standardised, train_images[fit_idx])
     bases = None
-    if decoder.linear_image.vector and config.decoder.base_folds > 1:
-        bases = decoder.linear_image.out_of_fold(standardised, train_images[fit_idx], config.decoder.base_folds,
-                                                 seed).to(device)
+    if decoder.linear_image.vector:       # full width, λ per output by CV; out-of-fold starts to train on
+        bases = decoder.linear_image.fit_vector(standardised, train_images[fit_idx], config.decoder.base_folds,
+                                                seed, out_of_fold=config.decoder.base_folds > 1)
+        bases = None if bases is None else bases.to(device)
+    else:
+        decoder.linear_image.fit(standardised, train_images[fit_idx])
     del standardised
     decoder = decoder.to(device)
     optimizer = torch.optim.Adam(decoder.parameter_groups(config.lr), lr=config.lr,
@@ -197,4 +213,6 @@ def attack_split(features: SplitFeatures, train_images: torch.Tensor, test_image
     per_image = ssim_per_image(test_images, recon)
     leakage = Leakage(mean_ci95(per_image), mean_ci95(psnr_per_image(test_images, recon)))
     return SplitOutcome(features.split, leakage, recon, [float(v) for v in per_image], seconds,
-                        config.steps * config.batch_size / max(seconds, 1e-9), last_loss, convergence)
+                        config.steps * config.batch_size / max(seconds, 1e-9), last_loss, convergence,
+                        fit_pairs=fit_pairs(len(train_images), config), vector=decoder.linear_image.vector,
+                        feature_width=int(features.train[0].numel()))

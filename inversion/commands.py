@@ -16,6 +16,7 @@ from inversion.consistency import describe
 from inversion.data import DATASETS
 from inversion.plan import IMAGE_SIZE_MAX, RULE_MAX_PX
 from inversion.run import LeakageRequest, RunSummary, parse_layers, run_leakage
+from profiler import leakage_flags
 from profiler.weights import NO_WEIGHTS
 
 SEED_MAX = 2**32 - 1            # a 32-bit seed: what every seeded library accepts (torch takes 64 bits, so seed + z is fine)
@@ -26,7 +27,8 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 
 def summary_table(summary: RunSummary) -> str:
-    """Raw SSIM with CI, PSNR, the floor; a min–max normalised column for reading only (never stored)."""
+    """Raw SSIM with CI, PSNR, the floor; a min–max normalised column for reading only (never stored).
+    SSIM cells carry :mod:`profiler.leakage_flags`' marks (``†`` still improving, ``≥`` a lower bound)."""
     entries = summary.results.splits
     zs = sorted(entries)
     values = [entries[z]["ssim"] for z in zs]
@@ -37,7 +39,7 @@ def summary_table(summary: RunSummary) -> str:
         e = entries[z]
         norm = (e["ssim"] - lo) / (hi - lo) if hi > lo else 1.0
         rows.append([z, (e.get("unit") or summary.unit_names[z - 1])[:22],
-                     "x".join(str(d) for d in e.get("feature_shape", [])), f"{e['ssim']:.3f}",
+                     "x".join(str(d) for d in e.get("feature_shape", [])), leakage_flags.ssim_cell(e),
                      f"[{_fmt(e['ssim_ci95'][0])}, {_fmt(e['ssim_ci95'][1])}]", _fmt(e["psnr"], 2), f"{norm:.3f}",
                      _fmt((e.get("convergence") or {}).get("gain_last_half"), 3)])
     rows.append([summary.num_units, "(nothing sent)", "", "0.000", "convention", "-", "", ""])
@@ -49,6 +51,7 @@ def summary_table(summary: RunSummary) -> str:
                      f"PSNR {_fmt(floor['psnr']['mean'], 2)} dB")
     lines.append("* min-max normalised over the measured splits, for reading only; the profile stores raw SSIM")
     lines.append("** held-out auxiliary SSIM at the end of decoder training minus half-way (near 0: converged)")
+    lines += leakage_flags.footnotes((z, entries[z]) for z in zs)
     for v in summary.results.monotonicity:
         lines.append(f"warning: {describe(v)}")
     return "\n".join(lines)

@@ -9,8 +9,16 @@ Shaped by the feature it inverts (after Dosovitskiy & Brox, the paper's [29]):
   ``c × s × s`` with ``s = max(8, H / 8)`` and ``c·s² ≤ 8192``, then the same 3×3 conv and upsampling
   stages as a spatial feature of that side. A seed at 1/8 of the image keeps enough positions for the linear map
   to lay the information out spatially (a 4×4 seed starved it: a flattened 8×8 image measured 0.09
-  SSIM below its spatial form with the earlier decoder). A vector longer than ``vector_rank`` whose full map would
-  exceed ``FULL_LINEAR_LIMIT`` weights enters through a rank-``vector_rank`` factorised map.
+  SSIM below its spatial form with the earlier decoder). The full-width linear reconstruction of the image
+  (:class:`LinearImageSeed`, closed form, at the image's own resolution while its weights stay under
+  ``BASE_WEIGHT_LIMIT``) is the output's starting point and is handed to every upsampling stage at that
+  stage's resolution, so all of a vector's linearly decodable information reaches the decoder at any
+  width (before 2026-12-02 the start sat at the seed's 1/8 side and a vector wider than 512 entered the
+  learned map through rank 512: a 1024-vector orthogonal mix of a 32×32 image measured 0.80 against
+  0.95 for the image itself). The learned map is full rank unless the vector is wider than the pairs it
+  is fitted on (data-limited: VGG's 4096-wide fc6 on 1,792 pairs, where a full map cost 2.3× the
+  decoder's step time) or the map would exceed ``FULL_LINEAR_LIMIT`` weights; then it is factorised at
+  rank ``vector_rank``.
 
 Flattened conv features are not vectors here: :mod:`inversion.features` hands them over in their
 pre-flatten shape (the server runs the rest of the model, so it knows that shape).
@@ -28,12 +36,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from inversion import ridge
+from inversion.metrics import ssim_torch
+
 VECTOR_SEED_FRACTION = 8     # vector seed side = image side / 8, at least 8
 VECTOR_MIN_SIDE = 8
 SEED_LR_FACTOR = 0.1
 BASE_CLAMP = 1e-3            # the linear reconstruction is clamped to [ε, 1 − ε] before its logit
 VECTOR_SEED_ELEMENTS = 8192  # channels × side² of the seed (fewer channels on a large seed)
-FULL_LINEAR_LIMIT = 8_000_000   # weights of a full vector → seed map before it is factorised
+FULL_LINEAR_LIMIT = 40_000_000  # weights of a full vector → seed map before it is factorised (4096 × 8192 fit)
+BASE_WEIGHT_LIMIT = 64_000_000  # weights of a vector's linear start (4096 × 3 × 64², 256 MB in float32)
 
 
 @dataclass(frozen=True)
@@ -42,7 +54,7 @@ class DecoderShape:
 
     base_width: int = 16
     max_width: int = 128
-    vector_rank: int = 512     # long vectors enter through a rank-r linear map (in → r → width·s²)
+    vector_rank: int = 512     # vectors wider than FULL_LINEAR_LIMIT allows enter the learned map at rank r
     base_folds: int = 5        # vectors: train on out-of-fold linear starts (0 or 1: in-sample, as before 2026-11-30 pm)
 
 
@@ -78,11 +90,13 @@ class FeatureStandardizer(nn.Module):
 
 
 class LinearImageSeed(nn.Module):
-    """The best linear reconstruction of the image from the feature, at the feature's (or seed's) side.
+    """The best linear reconstruction of the image from the feature, at the feature's (or image's) side.
 
-    Vector features: ``W f + b`` reshaped to ``channels × s × s``; spatial features: a 1×1 convolution
-    (one linear map per pixel, shared over positions) at the feature's ``h × w``. Fitted in closed form
-    by ridge regression on the auxiliary set (:meth:`fit`) and then held fixed. The decoder starts from
+    Vector features: ``W f + b`` reshaped to ``channels × s × s`` (full width: every input number has
+    its weight; ``s`` is the image side unless ``BASE_WEIGHT_LIMIT`` caps it), fitted by ridge with λ
+    per output chosen by cross-validation (:meth:`fit_vector`); spatial features: a 1×1 convolution
+    (one linear map per pixel, shared over positions) at the feature's ``h × w``, fitted by ridge
+    (:meth:`fit`). Closed form on the auxiliary set, then held fixed. The decoder starts from
     it (its output is a learned residual on top, upsampled to the image), so a vector that is any
     invertible linear map of a small image, or a feature that is the image itself, is laid out correctly
     from the first step.
@@ -91,6 +105,8 @@ class LinearImageSeed(nn.Module):
     def __init__(self, feature_shape: tuple[int, ...], channels: int, side: int):
         super().__init__()
         self.vector = not _is_spatial(feature_shape)
+        self.lam_factor: torch.Tensor | None = None    # vectors: λ per output chosen by fit_vector
+        self.smooth_side: int | None = None            # vectors: side the start is smoothed to (fit_vector)
         if self.vector:
             self.shape = (channels, side, side)
             self.map: nn.Module = nn.Linear(math.prod(feature_shape), channels * side * side)
@@ -113,16 +129,22 @@ class LinearImageSeed(nn.Module):
         return x.double(), y.double()
 
     @staticmethod
-    def _ridge(x: torch.Tensor, y: torch.Tensor, ridge: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """(W, b) of the ridge regression y ≈ x W + b, in its dual form when there are more columns than rows."""
+    def _ridge(x: torch.Tensor, y: torch.Tensor, ridge: float,
+               new: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor] | torch.Tensor:
+        """(W, b) of the ridge regression y ≈ x W + b, in its dual (n × n Gram) form when there are more
+        columns than rows; with ``new`` rows, their predictions ``new W + b`` instead (in the dual form
+        without building the d × out matrix W: ``(new − x̄) xᵀ α``)."""
         x_mean, y_mean = x.mean(0), y.mean(0)
         x, y = x - x_mean, y - y_mean
         n, d = x.shape
         lam = ridge * max(float((x * x).sum()) / max(d, 1), 1e-12)
         if d <= n:
             w = torch.linalg.solve(x.T @ x + lam * torch.eye(d, dtype=x.dtype), x.T @ y)
-        else:
-            w = x.T @ torch.linalg.solve(x @ x.T + lam * torch.eye(n, dtype=x.dtype), y)
+            return (w, y_mean - x_mean @ w) if new is None else (new - x_mean) @ w + y_mean
+        alpha = torch.linalg.solve(x @ x.T + lam * torch.eye(n, dtype=x.dtype), y)
+        if new is not None:
+            return ((new - x_mean) @ x.T) @ alpha + y_mean
+        w = x.T @ alpha
         return w, y_mean - x_mean @ w
 
     @torch.no_grad()
@@ -133,10 +155,11 @@ class LinearImageSeed(nn.Module):
         self.map.bias.copy_(b.float())
 
     @torch.no_grad()
-    def out_of_fold(self, features: torch.Tensor, images: torch.Tensor, folds: int, seed: int,
-                    ridge: float = 1e-2) -> torch.Tensor:
-        """Each auxiliary pair's linear reconstruction from a fit that did not see it (``folds``-fold
-        cross-fitting; vector features only). N × shape.
+    def fit_vector(self, features: torch.Tensor, images: torch.Tensor, folds: int, seed: int,
+                   out_of_fold: bool = True) -> torch.Tensor | None:
+        """Vector features: full-width ridge fit with λ chosen per output (pixel × colour component) by
+        ``folds``-fold CV (:func:`inversion.ridge.fit_per_output`); returns each auxiliary pair's
+        out-of-fold linear reconstruction (N × shape) when ``out_of_fold``, else ``None``.
 
         Fitted in-sample, a map with more inputs than pairs (VGG's 4096-wide fc6 on 1,792 pairs) nearly
         interpolates its own training images, so the decoder trained on top learns to trust a base that
@@ -144,29 +167,83 @@ class LinearImageSeed(nn.Module):
         training batches reached 0.70 (vgg13 fc6, BENCHMARKS.md). Out-of-fold bases are as good on the
         training pairs as the full fit is on new images (slightly worse: each fold fits on (folds−1)/folds).
         """
+        if not self.vector:
+            raise ValueError("fit_vector is for vector features; spatial features use fit()")
         x, y = self._pairs(features, images, max_rows=len(features))
-        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-        out = torch.empty_like(y)
-        for held in order.chunk(folds):
-            keep = torch.ones(len(x), dtype=torch.bool)
-            keep[held] = False
-            w, b = self._ridge(x[keep], y[keep], ridge)
-            out[held] = x[held] @ w + b
-        return out.float().view(-1, *self.shape)
+        target = y.view(-1, *self.shape)
+        basis = ridge.colour_basis(target)                          # C × C, columns = components
+        rotated = torch.einsum("nchw,cd->ndhw", target, basis).flatten(1)
+        fit = ridge.fit_per_output(x, rotated, folds, seed, out_of_fold)
+
+        def back(t: torch.Tensor) -> torch.Tensor:                 # colour components → RGB
+            return torch.einsum("ndhw,cd->nchw", t.reshape(len(t), *self.shape), basis.to(t.dtype))
+
+        fit.weight = fit.weight.float()                             # frees the float64 d × out copy
+        self.map.weight.copy_(back(fit.weight).flatten(1).T)        # out × d, RGB order
+        self.map.bias.copy_(back(fit.bias[None]).flatten().float())
+        self.lam_factor = fit.lam_factor
+        if fit.out_of_fold is None:
+            return None
+        bases = back(fit.out_of_fold).float()
+        self.smooth_side = self._smoothing_side(bases, target.float())
+        return self._smooth(bases)
+
+    def _smooth(self, start: torch.Tensor) -> torch.Tensor:
+        """The start area-averaged to :attr:`smooth_side` and brought back (bilinear) to its own side."""
+        side = self.shape[-1]
+        if self.smooth_side is None or self.smooth_side >= side:
+            return start
+        return _resize(_resize(start, self.smooth_side), side)
+
+    @torch.no_grad()
+    def _smoothing_side(self, bases: torch.Tensor, target: torch.Tensor) -> int:
+        """Side (the start's own, halved down to ``VECTOR_MIN_SIDE``) whose smoothed out-of-fold starts score
+        the highest SSIM against their images. A weak feature's per-pixel start is noisy at full resolution
+        (resnet50's random-init 2048-vector: held-out SSIM 0.433 after 50 steps from it against 0.470 from
+        the 8×8 start before 2026-12-02); an informative one keeps its detail."""
+        side, best, best_score = self.shape[-1], self.shape[-1], -math.inf
+        candidate = side
+        while True:
+            self.smooth_side = candidate
+            score = float(ssim_torch(self._smooth(bases).clamp(BASE_CLAMP, 1 - BASE_CLAMP), target))
+            if score > best_score:
+                best, best_score = candidate, score
+            if candidate // 2 < min(VECTOR_MIN_SIDE, side):
+                return best
+            candidate //= 2
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        return self.map(f).view(-1, *self.shape) if self.vector else self.map(f)
+        return self._smooth(self.map(f).view(-1, *self.shape)) if self.vector else self.map(f)
 
 
 def _is_spatial(shape: tuple[int, ...]) -> bool:
     return len(shape) == 3 and shape[1] * shape[2] > 1
 
 
+def vector_base_side(in_dim: int, channels: int, image_size: int, seed_side: int) -> int:
+    """Side of a vector's linear start: the image's own while ``in_dim × channels × side²`` weights stay
+    under ``BASE_WEIGHT_LIMIT`` (every bundled vector at 64 px), else the largest side that does, at
+    least the seed's."""
+    fits = math.isqrt(max(BASE_WEIGHT_LIMIT // max(in_dim * channels, 1), 1))
+    return max(seed_side, min(image_size, fits))
+
+
+def _resize(x: torch.Tensor, side: int) -> torch.Tensor:
+    """``x`` at ``side × side``: area averaging down, bilinear up."""
+    if x.shape[-1] == side and x.shape[-2] == side:
+        return x
+    if side < x.shape[-1]:
+        return nn.functional.adaptive_avg_pool2d(x, side)
+    return nn.functional.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+
+
 class Decoder(nn.Module):
     """g_z: feature of shape ``feature_shape`` (batch excluded) → image ``channels × H × W`` in [0, 1]."""
 
     def __init__(self, feature_shape: tuple[int, ...], image_size: int, standardizer: FeatureStandardizer,
-                 shape: DecoderShape = DecoderShape(), channels: int = 3):
+                 shape: DecoderShape = DecoderShape(), channels: int = 3, fit_pairs: int | None = None):
+        """``fit_pairs``: auxiliary pairs the decoder is fitted on; a vector wider than that (data-limited)
+        enters its learned map at rank ``shape.vector_rank`` (its full-width linear start is unchanged)."""
         super().__init__()
         self.feature_shape = tuple(feature_shape)
         self.image_size = image_size
@@ -178,6 +255,7 @@ class Decoder(nn.Module):
             self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 1), nn.LeakyReLU(0.2), _block(width, width))
             self.seed = None
             self.linear_image = LinearImageSeed(self.feature_shape, channels, side)
+            extra = 0
         else:
             in_dim = math.prod(self.feature_shape)
             side = min(image_size, max(VECTOR_MIN_SIDE, image_size // VECTOR_SEED_FRACTION))
@@ -185,7 +263,8 @@ class Decoder(nn.Module):
             width = min(shape.max_width, shape.base_width * 2 ** stages)
             seed_channels = max(shape.base_width, min(width, VECTOR_SEED_ELEMENTS // side ** 2))
             out_dim = seed_channels * side * side
-            if in_dim > shape.vector_rank and in_dim * out_dim > FULL_LINEAR_LIMIT:   # e.g. VGG's fc6 4096
+            data_limited = fit_pairs is not None and in_dim > fit_pairs
+            if in_dim > shape.vector_rank and (data_limited or in_dim * out_dim > FULL_LINEAR_LIMIT):
                 linear = nn.Sequential(nn.Linear(in_dim, shape.vector_rank, bias=False),
                                        nn.Linear(shape.vector_rank, out_dim))
             else:
@@ -194,16 +273,18 @@ class Decoder(nn.Module):
             nn.init.zeros_(last.weight)   # starts from the linear image seed alone, then learns what it misses
             self.seed = nn.Sequential(nn.Flatten(), linear, nn.Unflatten(1, (seed_channels, side, side)),
                                       nn.LeakyReLU(0.2))
-            self.linear_image = LinearImageSeed(self.feature_shape, channels, side)
+            self.linear_image = LinearImageSeed(self.feature_shape, channels,
+                                                vector_base_side(in_dim, channels, image_size, side))
             self.stem = nn.Sequential(nn.Conv2d(seed_channels + channels, width, 1), nn.LeakyReLU(0.2),
                                       _block(width, width))
+            extra = channels          # a vector's linear start joins every upsampling stage
         self.width = width
-        ups = []
+        self.stage_sides = [side * 2 ** (k + 1) for k in range(stages)]
+        self.stages = nn.ModuleList()
         for _ in range(stages):
             out = max(shape.base_width, width // 2)
-            ups += [nn.Upsample(scale_factor=2, mode="nearest"), _block(width, out)]
+            self.stages.append(_block(width + extra, out))
             width = out
-        self.upsample = nn.Sequential(*ups)
         self.to_image = nn.Conv2d(width, channels, 3, padding=1)
         nn.init.zeros_(self.to_image.weight)   # output = the linear reconstruction at the first step
         nn.init.zeros_(self.to_image.bias)
@@ -227,12 +308,21 @@ class Decoder(nn.Module):
 
     def forward(self, feature: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
         """``sigmoid(residual + logit(linear reconstruction))``: the learned part refines the linear one.
-        ``base`` replaces the linear reconstruction (training on out-of-fold bases, :meth:`LinearImageSeed.out_of_fold`)."""
+        ``base`` replaces the linear reconstruction (training on out-of-fold bases,
+        :meth:`LinearImageSeed.fit_vector`).
+        A vector's base also enters the stem and each upsampling stage, resized to its side."""
         x = self.standardizer(feature)
         if base is None:
             base = self.linear_image(x)
         if self.seed is not None:
-            x = torch.cat([self.seed(x), base], dim=1)
-        x = self._to_size(self.upsample(self.stem(x)))
+            seed = self.seed(x)
+            x = torch.cat([seed, _resize(base.to(seed.dtype), seed.shape[-1])], dim=1)
+        x = self.stem(x)
+        for side, stage in zip(self.stage_sides, self.stages):
+            x = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+            if self.seed is not None:
+                x = torch.cat([x, _resize(base.to(x.dtype), side)], dim=1)
+            x = stage(x)
+        x = self._to_size(x)
         base = self._to_size(base.float()).clamp(BASE_CLAMP, 1 - BASE_CLAMP)
         return torch.sigmoid(self.to_image(x) + torch.logit(base))

@@ -4,7 +4,9 @@
   each row is labelled with its split, unit and the shape of the transmitted feature, each image with
   its SSIM;
 * ``ssim_vs_split.png``: mean SSIM per split point with its 95 % CI band (lines join consecutive
-  measured splits only), the paper's boundary points and the no-information floor band.
+  measured splits only), the paper's boundary points and the no-information floor band; a hollow marker
+  where the decoder was still improving (:mod:`profiler.leakage_flags`), an upward triangle where the
+  value is a data-limited lower bound, each named in the legend.
 
 Titles name the weights as "random-init" or the weights used; a smoke-budget run carries a red
 "numbers meaningless" banner.
@@ -19,6 +21,7 @@ import numpy as np
 
 from common.files import atomic_open
 from inversion import store
+from profiler import leakage_flags
 
 GRID_NAME = "reconstructions.png"
 PLOT_NAME = "ssim_vs_split.png"
@@ -103,6 +106,13 @@ def ssim_plot(path: Path, num_units: int, entries: dict[int, dict[str, Any]], fl
         hi = np.array([entries[z]["ssim_ci95"][1] for z in run])
         ax.fill_between(run, lo, hi, alpha=0.25, color="C0", label="95 % CI" if n == 0 else None)
         ax.plot(run, mean, "o-", color="C0", label="measured SSIM" if n == 0 else None)
+    improving, limited = flagged_splits(entries)
+    if improving:
+        ax.plot(improving, [entries[z]["ssim"] for z in improving], "o", color="C0", markerfacecolor="white",
+                markersize=7, label=f"decoder still improving (gain > {leakage_flags.CONVERGENCE_GAIN_LIMIT})")
+    if limited:
+        ax.plot(limited, [entries[z]["ssim"] for z in limited], "^", color="C1", markersize=8,
+                label="lower bound: vector wider than the fitting pairs")
     ax.plot([0, num_units], [1.0, 0.0], "s", color="grey", label="convention (z=0: 1, z=L: 0)")
     if floor:
         f = floor["ssim"]
@@ -123,6 +133,13 @@ def ssim_plot(path: Path, num_units: int, entries: dict[int, dict[str, Any]], fl
         fig.savefig(fh, format="png", dpi=110)
     plt.close(fig)
     return path
+
+
+def flagged_splits(entries: dict[int, dict[str, Any]]) -> tuple[list[int], list[int]]:
+    """(splits whose decoder was still improving, splits whose value is a data-limited lower bound)."""
+    zs = sorted(entries)
+    return ([z for z in zs if leakage_flags.still_improving(entries[z])],
+            [z for z in zs if leakage_flags.data_limited(entries[z])])
 
 
 def write_figures(out_dir: Path, model: str, num_units: int, results: Any) -> list[Path]:

@@ -173,19 +173,28 @@ def _floor_json(images: ImageSet) -> dict[str, Any]:
             "definition": "mean auxiliary (train) image scored against every held-out image"}
 
 
+def _width_fields(outcome: SplitOutcome, n_train: int) -> dict[str, Any]:
+    """A vector's width beside the auxiliary set: ``data_limited`` when wider than the fitting pairs."""
+    if not outcome.vector:
+        return {}
+    return {"feature_width": outcome.feature_width, "n_train": n_train, "n_fit": outcome.fit_pairs,
+            "data_limited": outcome.data_limited}
+
+
 def _entry(outcome: SplitOutcome, unit_name: str, shape: tuple[int, ...], decoder_input: tuple[int, ...],
-           device: torch.device, bf16: bool) -> dict[str, Any]:
+           device: torch.device, bf16: bool, n_train: int) -> dict[str, Any]:
     ssim, psnr = outcome.leakage.ssim.as_json(), outcome.leakage.psnr.as_json()
-    return {"ssim": ssim["mean"], "ssim_ci95": ssim["ci95"], "psnr": psnr["mean"], "psnr_ci95": psnr["ci95"],
-            "n_test": ssim["n"], "unit": unit_name, "feature_shape": list(shape),
-            "decoder_input": list(decoder_input), "convergence": outcome.convergence.as_json(),
-            "ssim_per_image": [round(v, 4) for v in outcome.ssim_per_image],
-            "train_seconds": round(outcome.train_seconds, 2),
-            "train_images_per_s": round(outcome.train_images_per_s, 1),
-            "final_loss": round(outcome.final_loss, 5), "device": str(device),
-            "precision": "bf16" if bf16 else "fp32",
-            "sample_ssim": [outcome.ssim_per_image[i] for i in sample_indices(len(outcome.ssim_per_image))],
-            "date": store.now_iso()}
+    return _width_fields(outcome, n_train) | {
+        "ssim": ssim["mean"], "ssim_ci95": ssim["ci95"], "psnr": psnr["mean"], "psnr_ci95": psnr["ci95"],
+        "n_test": ssim["n"], "unit": unit_name, "feature_shape": list(shape),
+        "decoder_input": list(decoder_input), "convergence": outcome.convergence.as_json(),
+        "ssim_per_image": [round(v, 4) for v in outcome.ssim_per_image],
+        "train_seconds": round(outcome.train_seconds, 2),
+        "train_images_per_s": round(outcome.train_images_per_s, 1),
+        "final_loss": round(outcome.final_loss, 5), "device": str(device),
+        "precision": "bf16" if bf16 else "fp32",
+        "sample_ssim": [outcome.ssim_per_image[i] for i in sample_indices(len(outcome.ssim_per_image))],
+        "date": store.now_iso()}
 
 
 def _progress_bar(z: int, nth: int, count: int, unit: str, steps: int, n_train: int, batch: int,
@@ -303,11 +312,15 @@ def run_leakage(request: LeakageRequest, log: Callable[[str], None] = lambda s: 
             outcome = attack_split(feats, images.train, images.test, settings.train, device,
                                    request.seed + z, bf16, progress)
         outputs.begin()          # the first write of the run: only now is the results folder touched
-        results.splits[z] = _entry(outcome, unit_names[z - 1], feats.sent_shape, feats.shape, device, bf16)
+        results.splits[z] = _entry(outcome, unit_names[z - 1], feats.sent_shape, feats.shape, device, bf16,
+                                   settings.n_train)
         store.save_samples(out_dir, f"split_{z:03d}",
                            outcome.reconstructions[shown].permute(0, 2, 3, 1).numpy())
         log(f"split {z}: SSIM {results.splits[z]['ssim']:.3f}  ({outcome.train_seconds:.0f} s; held-out "
             f"auxiliary SSIM gain over the last half of training {outcome.convergence.gain_last_half:+.3f})")
+        if outcome.data_limited:
+            log(f"split {z}: data-limited, a lower bound: the {outcome.feature_width}-wide vector is wider than "
+                f"the {outcome.fit_pairs} auxiliary pairs the decoder is fitted on; a larger --budget can raise it")
         table_set = _record(results, out_dir, profile_path, num_units, request.force, log)
     overall.close()
     if not todo:

@@ -32,6 +32,7 @@ from inversion.config import THREAT_MODEL, LeakageSettings
 from profiler import table as profile_table
 
 RESULTS_NAME = "results.json"
+WIDTH_FIELDS = ("feature_width", "n_train", "n_fit", "data_limited")   # vectors: is the attacker data-limited?
 SAMPLES_DIR = "samples"
 KEY_FORMULA = ("sha256 of the settings as sorted JSON (model, weights label, data, image size, budget, seed, "
                "decoder, n_train, n_test, victim = {weights_sha256, structure_sha256, precision, device_kind}), "
@@ -144,7 +145,7 @@ def profile_leakage(entry: dict[str, Any]) -> dict[str, Any]:
     """Results-file entry → the profile schema's ``leakage`` object (with per-image SSIM and convergence)."""
     leak = {"ssim": entry["ssim"], "ssim_ci95": entry["ssim_ci95"], "psnr": entry["psnr"],
             "psnr_ci95": entry["psnr_ci95"], "measured": True}
-    for key in ("feature_shape", "decoder_input", "convergence"):
+    for key in ("feature_shape", "decoder_input", "convergence", *WIDTH_FIELDS):
         if key in entry:
             leak[key] = entry[key]
     if "ssim_per_image" in entry:

@@ -12,6 +12,7 @@ import json
 from typing import Any, Iterable, Sequence
 
 from common.text import align_columns
+from profiler import leakage_flags
 
 _PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 _MISSING = "-"
@@ -38,8 +39,7 @@ def _shape(shape: Sequence[int]) -> str:
 
 
 def _ssim(split: dict[str, Any]) -> str:
-    leak = split.get("leakage")
-    return _MISSING if not leak else f"{leak['ssim']:.3f}"
+    return leakage_flags.ssim_cell(split.get("leakage"), missing=_MISSING)
 
 
 def _heading(table: dict[str, Any]) -> str:
@@ -146,6 +146,7 @@ def format_text(table: dict[str, Any], leakage_source: str | None = None) -> str
     lines += align_columns(unit_header, _unit_rows(table), left=(1,))
     lines += ["", "split z: units 1..z on the device, z+1..L on the server", ""]
     lines += align_columns(split_header, _split_rows(table), left=(1,))
+    lines += leakage_flags.footnotes((s["split"], s.get("leakage")) for s in table["splits"])
     lines += ["", _uncounted_line(table),
               "MACs = multiply-accumulates (fvcore's 'flops'); FLOPs = 2 x MACs; bytes in SI units (1 kB = 1000 B)"]
     return "\n".join(lines) + "\n"
