@@ -8,6 +8,7 @@ import click
 
 from common.devices import DEVICES
 from common.errors import UserInputError
+from common.limits import SEED_MAX
 from common.precision import PRECISIONS
 from common.text import align_columns
 from inversion.attack import LOSSES
@@ -19,7 +20,6 @@ from inversion.run import LeakageRequest, RunSummary, parse_layers, run_leakage
 from profiler import leakage_flags
 from profiler.weights import NO_WEIGHTS
 
-SEED_MAX = 2**32 - 1            # a 32-bit seed: what every seeded library accepts (torch takes 64 bits, so seed + z is fine)
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:

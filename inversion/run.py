@@ -26,6 +26,7 @@ from common.devices import resolve_device
 from common.errors import UserInputError
 from common.files import check_writable
 from common.precision import use_bf16
+from common.threads import set_threads
 from inversion import consistency, leakage_sets, report, store
 from inversion.attack import SplitOutcome, attack_split
 from inversion.config import LeakageSettings
@@ -234,9 +235,7 @@ def _prepare(request: LeakageRequest) -> dict[str, Any]:
     device = resolve_device(request.device)
     bf16 = use_bf16(device, request.precision)
     if request.threads is not None:
-        if request.threads < 1:
-            raise UserInputError(f"--threads {request.threads}: must be at least 1")
-        torch.set_num_threads(request.threads)
+        set_threads(request.threads)
     loaded = _load_victim(request)
     victim = victim_identity(loaded.model, device, bf16)     # hashed as loaded, before it moves or splits
     model = split_model(loaded.model).to(device)
@@ -321,18 +320,16 @@ def run_leakage(request: LeakageRequest, log: Callable[[str], None] = lambda s: 
         if outcome.data_limited:
             log(f"split {z}: data-limited, a lower bound: the {outcome.feature_width}-wide vector is wider than "
                 f"the {outcome.fit_pairs} auxiliary pairs the decoder is fitted on; a larger --budget can raise it")
-        table_set = _record(results, out_dir, profile_path, num_units, request.force, log)
+        table_set = _record(results, out_dir, profile_path, num_units, request.force)
     overall.close()
     if not todo:
         outputs.begin()
         write_table = _table_needs(p["table"], results, num_units, request.force)
-        table_set = _record(results, out_dir, profile_path, num_units, request.force, log, write_table) \
+        table_set = _record(results, out_dir, profile_path, num_units, request.force, write_table) \
             or table_set
     figures = report.write_figures(out_dir, loaded.name, num_units, results)
     if table_set != "active":
-        log(f"{profile_path}: the table still shows its earlier leakage set; this run's values are kept in "
-            f"its leakage_history (partial) and become active once every split 1..{num_units - 1} is "
-            "measured with these settings, unless the budget is smoke (or rerun with --force)")
+        log(_not_active_note(profile_path, p["table"], settings.budget, num_units))
     return RunSummary(loaded.name, num_units, unit_names, results, status, [z for z in splits if z not in todo],
                       todo, profile_path, out_dir, figures, table_set)
 
@@ -366,15 +363,23 @@ def _table_needs(table: dict[str, Any], results: store.Results, num_units: int, 
     return found[0] != "active" and complete
 
 
+def _not_active_note(profile_path: Path, table: dict[str, Any], budget: str, num_units: int) -> str:
+    """Why this run's values are not (yet) what ``evaluate``/``train`` read from the table."""
+    shown = ("still shows its earlier leakage set" if leakage_sets.active_key(table)
+             else "has no active leakage set yet")
+    why = ("a smoke-budget set is a wiring check and never becomes active (unless rerun with --force)"
+           if budget == "smoke" else
+           f"they become active once every split 1..{num_units - 1} is measured with these settings "
+           "(or rerun with --force)")
+    return f"{profile_path}: the table {shown}; this run's values are kept in its leakage_history (partial); {why}"
+
+
 def _record(results: store.Results, out_dir: Path, profile_path: Path, num_units: int, force: bool,
-            log: Callable[[str], None], write_table: bool = True) -> str:
+            write_table: bool = True) -> str:
     """Monotonicity check, then the results file and the profile table; returns where the set went
-    (``""`` when the table is not written)."""
-    before = {(v["shallow"], v["deep"]) for v in results.monotonicity}
+    (``""`` when the table is not written). A violation is reported once, in the closing summary
+    (:func:`inversion.commands.summary_table`), not also here as it appears."""
     results.monotonicity = consistency.monotonicity_violations(results.splits)
-    for v in results.monotonicity:
-        if (v["shallow"], v["deep"]) not in before:
-            log(f"warning: {consistency.describe(v)}")
     results.save(out_dir)
     if not write_table:
         return ""

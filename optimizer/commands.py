@@ -13,6 +13,7 @@ import click
 from common.devices import DEVICES, resolve_device
 from common.errors import UserInputError
 from common.files import atomic_open, check_writable
+from common.limits import SEED_MAX
 from common.text import align_columns
 from common.threads import available_cpus, check_threads, set_threads
 from optimizer import baselines
@@ -107,7 +108,7 @@ def _load_config(config_path: str | None, overrides: list[str], checkpoint_env: 
               help="Copy-episodes per policy [config: episodes, 5].")
 @click.option("--slots", type=int, default=None, metavar="T",
               help="Slots per episode [config: env.slots_per_episode, 200].")
-@click.option("--seed", type=click.IntRange(min=0), default=None, metavar="S", help="Seed of the evaluation episodes [config: seed, 0].")
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=None, metavar="S", help="Seed of the evaluation episodes [config: seed, 0].")
 @click.option("--num-envs", type=int, default=None, metavar="B", help="Copies run in parallel [config: num_envs, 5].")
 @click.option("--config", "config_path", default=None, metavar="FILE", help="YAML or TOML file with config values.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",

@@ -30,6 +30,14 @@ import yaml
 
 from common.errors import UserInputError
 from common.files import read_text
+from common.limits import SEED_MAX, check_at_most
+
+# Far above the paper's scales (J ≤ 20 servers, K ≤ 200 users, 200-slot episodes; common/limits.py).
+ENV_SIZE_LIMITS = {"num_servers": 1024, "num_users": 100_000, "services_per_model": 1024,
+                   "slots_per_episode": 10**7, "delta_t": 10**7}
+INPUT_BATCH_MAX = 4096
+EVALUATE_LIMITS = {"episodes": 10**5, "seed": SEED_MAX, "num_envs": 4096, "lagrangian_calibration_episodes": 10**4,
+                   "lagrangian_bisection_steps": 64}
 
 
 Range = tuple[float, float]
@@ -190,11 +198,15 @@ class EnvConfig:
             value = getattr(self, name)
             if value < 1:
                 raise UserInputError(f"config env.{name}: must be >= 1, got {value!r}")
+        check_at_most(self, ENV_SIZE_LIMITS, "config env.")
         _check_positive("env", "zipf_s", self.zipf_s, allow_zero=True)
         _check_positive("env", "area_m", self.area_m)
         low, high = self.input_batch
         if low < 1 or high < low:
             raise UserInputError(f"config env.input_batch: must be [low, high] with 1 <= low <= high, "
+                                 f"got {list(self.input_batch)!r}")
+        if high > INPUT_BATCH_MAX:
+            raise UserInputError(f"config env.input_batch: must be at most {INPUT_BATCH_MAX:,}, "
                                  f"got {list(self.input_batch)!r}")
         worst_delay_penalty = self.reward.mu3 * max(self.reward.tau_fail_s - self.cost.delay_limit_s, 0.0)
         if self.reward.reward_fail > -worst_delay_penalty:
@@ -225,6 +237,7 @@ class EvaluateConfig:
                      "lagrangian_bisection_steps"):
             if getattr(self, name) < 1:
                 raise UserInputError(f"config {name}: must be >= 1, got {getattr(self, name)!r}")
+        check_at_most(self, EVALUATE_LIMITS)
 
 
 # ---------------------------------------------------------------- generic loading and overrides

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from common.files import check_writable
-from common.threads import available_cpus, set_threads
+from common.limits import SEED_MAX
 from common.precision import PRECISIONS
+from common.threads import available_cpus, set_threads
 from optimizer.algos.ablations import ALGORITHMS
 from optimizer.algos.config import PRESETS, TrainConfig, preset
 from optimizer.algos.hc_mappo_l import TrainingDiverged
@@ -37,7 +38,7 @@ def build_configs(overrides: tuple[str, ...], preset_name: str = "default", **fl
 @click.option("--iterations", type=int, default=None, help="Training iterations [1000].")
 @click.option("--num-envs", type=int, default=None, help="Batched env copies [10; 4 with --preset paper]; each "
               "runs rollout_slots slots per iteration [20; 50].")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of networks, sampling and episodes [0].")
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=None, help="Seed of networks, sampling and episodes [0].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="Matrix products in rollouts and updates: auto = bf16 autocast where the hardware "

@@ -19,7 +19,7 @@ from typing import Any, Protocol, Sequence
 import torch
 
 from common.errors import UserInputError
-from common.files import write_json
+from common.files import locked, write_json
 from profiler import table as schema
 from profiler.costs import COMPUTE_CONVENTION, count_units, state_sizes, tensor_bytes, uncounted_report
 from profiler.graph import split_model
@@ -162,7 +162,7 @@ def _structure(table: dict[str, Any]) -> tuple:
 def keep_leakage(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
     """Carry leakage (active set and history) over from ``old`` if it profiles the same model with the same
     units (else drop it)."""
-    if not old or _structure(old) != _structure(new) or len(old.get("splits", [])) != len(new["splits"]):
+    if not old or not _same_units(old, new):
         return new
     for split, previous in zip(new["splits"], old["splits"]):
         split["leakage"] = previous.get("leakage")
@@ -170,6 +170,10 @@ def keep_leakage(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, A
     if old.get("leakage_history"):
         new["leakage_history"] = old["leakage_history"]   # earlier leakage sets (inversion.leakage_sets)
     return new
+
+
+def _same_units(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    return _structure(old) == _structure(new) and len(old.get("splits", [])) == len(new["splits"])
 
 
 def existing_table(path: Path) -> dict[str, Any] | None:
@@ -181,11 +185,27 @@ def existing_table(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def write_profile(path: str | Path, table: dict[str, Any]) -> Path:
-    """Validate and write ``table`` atomically, keeping leakage already measured for the same units."""
+def check_keeps_leakage(path: str | Path, table: dict[str, Any]) -> None:
+    """Refuse (one line) to write ``table`` over a file whose measured leakage it could not keep: a table of
+    other units (:func:`keep_leakage` would drop it), so a measured value is never lost to a re-profile."""
     path = Path(path)
     if path.is_dir():
         raise UserInputError(f"--out {path}: is a folder; give a file name, or use --all for a folder")
-    table = keep_leakage(table, existing_table(path))
-    schema.validate(table, source=str(path))
-    return write_json(path, table)
+    old = existing_table(path)
+    if old and (old.get("leakage_meta") or old.get("leakage_history")) and not _same_units(old, table):
+        raise UserInputError(f"--out {path}: holds leakage measured for other units than this profile's; "
+                             "writing would drop it: move the file away or give another --out")
+
+
+def write_profile(path: str | Path, table: dict[str, Any]) -> Path:
+    """Validate and write ``table`` atomically, keeping leakage already measured for the same units.
+
+    Under the table's lock (:func:`common.files.locked`), so a ``leakage`` run merging into the same file
+    at the same moment loses nothing; refused as :func:`check_keeps_leakage` says."""
+    path = Path(path)
+    check_keeps_leakage(path, table)
+    with locked(path):
+        check_keeps_leakage(path, table)                     # as the file is now, under the lock
+        table = keep_leakage(table, existing_table(path))
+        schema.validate(table, source=str(path))
+        return write_json(path, table)

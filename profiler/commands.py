@@ -22,7 +22,8 @@ from common.files import atomic_open, check_writable
 from common.text import align_columns
 from common.threads import available_cpus, set_threads
 from profiler import zoo as model_zoo
-from profiler.build import ProfileOptions, existing_table, keep_leakage, profile_model, write_profile
+from profiler.build import (ProfileOptions, check_keeps_leakage, existing_table, keep_leakage, profile_model,
+                            write_profile)
 from profiler.graph import split_model
 from profiler.latency import MAX_REPEATS, MAX_WARMUP, LatencyConfig
 from profiler.render import format_tables, si
@@ -207,8 +208,12 @@ def _show_measured_leakage(tables: list[dict]) -> dict[str, str]:
 
 
 def _write_folder(folder: Path, tables: list[dict], fmt: str, sources: dict[str, str]) -> None:
-    """``<model>.<json|csv|txt>`` per table; written only after every model was profiled."""
+    """``<model>.<json|csv|txt>`` per table; written only after every model was profiled and every target
+    checked, so a refused file leaves the whole folder as it was."""
     suffix = _FORMAT_SUFFIX[fmt]
+    if fmt == "json":
+        for table in tables:
+            check_keeps_leakage(folder / f"{table['model']}{suffix}", table)
     for table in tables:
         path = folder / f"{table['model']}{suffix}"
         if fmt == "json":

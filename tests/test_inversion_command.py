@@ -10,7 +10,9 @@ from click.testing import CliRunner
 import inversion.config
 import inversion.run
 from cli import main
+from common.files import lock_path
 from profiler import table as profile_table
+from usermodels import profiled_user_model
 
 TINY = textwrap.dedent('''
     from torch import nn
@@ -28,13 +30,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    (tmp_path / "inv_tiny_model.py").write_text(TINY)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    profile = tmp_path / "tiny.json"
-    result = CliRunner().invoke(main, ["profile", SPEC, "--format", "json", "--out", str(profile), "--no-latency"])
-    assert result.exit_code == 0, result.output
-    return tmp_path, profile
+    return profiled_user_model(tmp_path, monkeypatch, "inv_tiny_model", TINY, SPEC)   # tests/usermodels.py
 
 
 def leakage(profile, out, *extra, budget="smoke"):
@@ -214,7 +210,8 @@ def test_interrupted_profile_write_leaves_previous_json(env, monkeypatch):
     result = leakage(profile, tmp / "run", "--layers", "1")
     assert result.exit_code == 130
     assert profile.read_bytes() == before
-    assert not [p for p in profile.parent.iterdir() if p.name.startswith(".tiny.json")]
+    assert not [p for p in profile.parent.iterdir()                  # no temporary file (the lock sidecar stays)
+                if p.name.startswith(".tiny.json") and p.name != lock_path(profile).name]
 
 
 def test_user_model_tables_default_to_their_own_folder(env, tiny_quick):

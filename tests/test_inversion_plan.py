@@ -12,6 +12,7 @@ import inversion.config
 import inversion.run
 from cli import main
 from inversion.plan import Plan, _pass_fractions, resolve_defaults
+from usermodels import profiled_user_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
@@ -92,13 +93,7 @@ def test_caching_passes_are_weighted_by_the_macs_they_run():
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    (tmp_path / "inv_plan_tiny.py").write_text(TINY)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    profile = tmp_path / "tiny.json"
-    made = CliRunner().invoke(main, ["profile", SPEC, "--format", "json", "--out", str(profile), "--no-latency"])
-    assert made.exit_code == 0, made.output
-    return tmp_path, profile
+    return profiled_user_model(tmp_path, monkeypatch, "inv_plan_tiny", TINY, SPEC)   # tests/usermodels.py
 
 
 @pytest.fixture

@@ -253,6 +253,8 @@ def test_a_smoke_run_on_a_table_without_leakage_is_not_made_active(tiny_env):
     smoke = leakage(profile, tmp / "run", budget="smoke")
     assert smoke.exit_code == 0, smoke.output
     assert "(partial set)" in smoke.output
+    assert "has no active leakage set yet" in smoke.output and "earlier leakage set" not in smoke.output
+    assert "a smoke-budget set is a wiring check and never becomes active" in smoke.output
     table = profile_table.read(profile)
     assert table["leakage_meta"] is None and all(s["leakage"] is None for s in table["splits"])
     (kept,) = table["leakage_history"]

@@ -151,3 +151,27 @@ def test_bad_input_is_one_line_exit_2_and_no_file(user_module, tmp_path, args, m
     assert message in result.stderr and result.stderr.count("\n") == 1
     assert "Traceback" not in result.output and not out.exists()
     assert list(tmp_path.glob("never*")) == []
+
+
+def test_a_profile_never_drops_leakage_measured_for_other_units(tmp_path):
+    """Re-profiling over a table whose measured leakage belongs to other units (a unit's modules edited here)
+    is refused in one line and leaves the file byte for byte; with --all no file of the folder is written."""
+    bundled = (Path(__file__).resolve().parents[1] / "data" / "profiles" / "lenet7.json").read_text()
+    other = json.loads(bundled)
+    other["units"][0]["modules"] = ["something.else"]
+    target = tmp_path / "lenet7.json"
+    target.write_text(json.dumps(other))
+    refused = _run("profile", "lenet7", "--no-latency", "--out", str(target))
+    assert refused.exit_code == 2 and "holds leakage measured for other units" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1 and target.read_text() == json.dumps(other)
+    target.write_text(bundled)
+    kept = _run("profile", "lenet7", "--no-latency", "--out", str(target))           # same units: kept
+    assert kept.exit_code == 0 and json.loads(target.read_text())["leakage_meta"] == json.loads(bundled)["leakage_meta"]
+
+    folder = tmp_path / "all"
+    folder.mkdir()
+    (folder / "lenet7.json").write_text(json.dumps(other))
+    refused = _run("profile", "--all", "--no-latency", "--out", str(folder))
+    assert refused.exit_code == 2 and "holds leakage measured for other units" in refused.output
+    assert sorted(p.name for p in folder.iterdir()) == ["lenet7.json"]
+    assert json.loads((folder / "lenet7.json").read_text()) == other

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.errors import UserInputError
+from common.limits import SEED_MAX, check_at_most
 from common.precision import PRECISIONS
+
+# Far above the paper's budgets (1000 iterations, hidden 256) and inside one process (common/limits.py).
+TRAIN_LIMITS = {"seed": SEED_MAX, "iterations": 10**7, "num_envs": 4096, "rollout_slots": 10**6,
+                "ppo_epochs": 1000, "num_minibatches": 4096, "hidden_user": 8192, "hidden_deployment": 8192,
+                "hidden_allocation": 8192, "embedding_dim": 4096, "warm_start_slots": 10**6,
+                "warm_start_epochs": 10**6, "checkpoint_every": 10**7}
 
 
 @dataclass
@@ -122,6 +129,7 @@ class TrainConfig:
                      "pid_kp", "pid_ki", "pid_kd"):
             if getattr(self, name) < 0:
                 raise UserInputError(f"train config: '{name}' must be >= 0, got {getattr(self, name)!r}")
+        check_at_most(self, TRAIN_LIMITS)
 
     def horizon(self, layer: str) -> tuple[float, float]:
         """(γ, GAE λ) of ``layer`` ∈ {user, allocation, deployment}."""
