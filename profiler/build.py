@@ -161,7 +161,8 @@ def _structure(table: dict[str, Any]) -> tuple:
 
 def keep_leakage(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
     """Carry leakage (active set and history) over from ``old`` if it profiles the same model with the same
-    units (else drop it)."""
+    units; else ``new`` as it is (:func:`write_profile` refuses to write over measured leakage of other
+    units, so nothing measured is dropped from a file)."""
     if not old or not _same_units(old, new):
         return new
     for split, previous in zip(new["splits"], old["splits"]):
