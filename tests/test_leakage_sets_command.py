@@ -23,14 +23,25 @@ def table_copy(tmp_path):
     return path
 
 
-def _all_sets(table: dict) -> dict[str, dict[int, float]]:
-    """Every set's values by key, read straight from the JSON (active first, then the history)."""
+def _all_sets(table: dict) -> dict[str, object]:
+    """Every set's values by key, read straight from the JSON (active first, then the history), and under
+    ``"redone"`` the values ``--redo`` replaced (entries of the active set's key, one split each)."""
     active = {z: s["leakage"]["ssim"] for z, s in enumerate(table["splits"])
               if s["leakage"] and s["leakage"]["measured"]}
-    sets = {table["leakage_meta"]["settings_key"]: active}
+    sets: dict[str, object] = {table["leakage_meta"]["settings_key"]: active}
+    redone = []
     for entry in table["leakage_history"]:
-        sets[entry["meta"]["settings_key"]] = {int(z): v["ssim"] for z, v in entry["splits"].items()}
+        values = {int(z): v["ssim"] for z, v in entry["splits"].items()}
+        if entry["status"] == "redone":
+            redone.append(sorted(values.items()))
+        else:
+            sets[entry["meta"]["settings_key"]] = values
+    sets["redone"] = sorted(redone)
     return sets
+
+
+def _first_replaced(table: dict) -> dict:
+    return next(e for e in table["leakage_history"] if e["status"] == "replaced")
 
 
 def run(*args):
@@ -44,15 +55,20 @@ def test_lists_every_set_active_first(table_copy):
     rows = result.output.splitlines()[1:]
     keys = [table["leakage_meta"]["settings_key"]] + [e["meta"]["settings_key"] for e in table["leakage_history"]]
     assert [r.split()[1] for r in rows] == keys
-    assert rows[0].split()[0] == "active" and all(r.split()[0] == "replaced" for r in rows[1:])
-    assert all("15 of 15" in r for r in rows)        # VGG-16 has 16 units: splits 1..15
+    statuses = [r.split()[0] for r in rows]
+    assert statuses[0] == "active" and set(statuses[1:]) == {"replaced", "redone"}
+    for row, entry in zip(rows[1:], table["leakage_history"]):
+        assert row.split()[0] == entry["status"]
+        # a redone entry holds the values one --redo replaced; a set covers splits 1..15 (VGG-16: 16 units)
+        assert f"{len(entry['splits'])} of 15" in row
+    assert "15 of 15" in rows[0] and all("15 of 15" in r for r in rows if r.startswith("replaced"))
 
 
 def test_activate_switches_sets_and_loses_no_value(table_copy):
     before = json.loads(table_copy.read_text())
     sets_before = _all_sets(before)
     old_key = before["leakage_meta"]["settings_key"]
-    new_key = before["leakage_history"][0]["meta"]["settings_key"]
+    new_key = _first_replaced(before)["meta"]["settings_key"]
 
     result = run(table_copy, "--activate", new_key[:6])
     assert result.exit_code == 0, result.output
@@ -63,7 +79,7 @@ def test_activate_switches_sets_and_loses_no_value(table_copy):
     assert after["splits"][0]["leakage"] == before["splits"][0]["leakage"]      # conventions kept
     assert after["splits"][-1]["leakage"] == before["splits"][-1]["leakage"]
     assert _all_sets(after) == sets_before              # every set, every value, still there
-    assert {e["status"] for e in after["leakage_history"]} == {"replaced"}
+    assert {e["status"] for e in after["leakage_history"]} == {"replaced", "redone"}
 
     back = run(table_copy, "--activate", old_key)
     assert back.exit_code == 0, back.output
@@ -91,10 +107,10 @@ def _refused(result, *words):
 @pytest.mark.parametrize("change, key_of, words", [
     (None, lambda t: "zzzz", ["is not a set of this table"]),
     (None, lambda t: "", ["matches several sets"]),
-    (lambda t: t["leakage_history"][0]["splits"].pop("7"), lambda t: t["leakage_history"][0]["meta"]["settings_key"],
+    (lambda t: _first_replaced(t)["splits"].pop("7"), lambda t: _first_replaced(t)["meta"]["settings_key"],
      ["measured 14 of 15 splits"]),
-    (lambda t: t["leakage_history"][0]["meta"].update(budget="smoke"),
-     lambda t: t["leakage_history"][0]["meta"]["settings_key"], ["smoke-budget"]),
+    (lambda t: _first_replaced(t)["meta"].update(budget="smoke"),
+     lambda t: _first_replaced(t)["meta"]["settings_key"], ["smoke-budget"]),
 ])
 def test_refusals_leave_the_table_as_it_was(table_copy, change, key_of, words):
     table = json.loads(table_copy.read_text())
