@@ -34,6 +34,7 @@ from profiler import table as profile_table
 RESULTS_NAME = "results.json"
 WIDTH_FIELDS = ("feature_width", "n_train", "n_fit", "data_limited")   # vectors: is the attacker data-limited?
 SAMPLES_DIR = "samples"
+PROVENANCE_FIELDS = ("legacy_settings_key", "rekeyed")   # a set's history that no run writes (the re-key script)
 KEY_FORMULA = ("sha256 of the settings as sorted JSON (model, weights label, data, image size, budget, seed, "
                "decoder, n_train, n_test, victim = {weights_sha256, structure_sha256, precision, device_kind}), "
                "first 16 hex digits; inversion/config.py LeakageSettings.key")
@@ -205,7 +206,7 @@ def update_profile(path: Path, results: Results, complete: bool, force: bool) ->
         merged = leakage_sets.merged_entries(table, results.settings_key, own)
         complete = complete or leakage_sets.is_complete(table, merged)
         boundary = {z: boundary_leakage(z, num_units) for z in (0, num_units)}
-        meta = leakage_meta(results) | {"complete": complete}
+        meta = _kept_provenance(table, results.settings_key) | leakage_meta(results) | {"complete": complete}
         meta["monotonicity"] = consistency.monotonicity_violations(
             {z: results_entry(v) for z, v in merged.items()})
         table, where = leakage_sets.place_set(table, results.settings_key, meta, own, boundary, complete,
@@ -214,6 +215,14 @@ def update_profile(path: Path, results: Results, complete: bool, force: bool) ->
         files.write_json(path, table)
     results.baseline.update(own)
     return where
+
+
+def _kept_provenance(table: dict[str, Any], key: str) -> dict[str, Any]:
+    """Fields of the table's set ``key`` that a run does not write itself (``legacy_settings_key`` and
+    ``rekeyed`` of benchmarks/rekey_leakage_sets.py): a ``--redo`` or resume updates the set, it does not
+    erase where its key came from."""
+    found = leakage_sets.find_set(table, key)
+    return {k: v for k, v in found[2].items() if k in PROVENANCE_FIELDS} if found else {}
 
 
 def save_samples(folder: Path, name: str, images: np.ndarray) -> Path:

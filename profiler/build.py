@@ -201,10 +201,14 @@ def check_keeps_leakage(path: str | Path, table: dict[str, Any]) -> None:
 def write_profile(path: str | Path, table: dict[str, Any]) -> Path:
     """Validate and write ``table`` atomically, keeping leakage already measured for the same units.
 
-    Under the table's lock (:func:`common.files.locked`), so a ``leakage`` run merging into the same file
-    at the same moment loses nothing; refused as :func:`check_keeps_leakage` says."""
+    Over an existing file, under the table's lock (:func:`common.files.locked`), so a ``leakage`` run
+    merging into it at the same moment loses nothing (a new file needs none: ``leakage`` only writes
+    tables that exist, and no lock sidecar is left beside it); refused as :func:`check_keeps_leakage` says."""
     path = Path(path)
     check_keeps_leakage(path, table)
+    if not path.exists():
+        schema.validate(table, source=str(path))
+        return write_json(path, table)
     with locked(path):
         check_keeps_leakage(path, table)                     # as the file is now, under the lock
         table = keep_leakage(table, existing_table(path))

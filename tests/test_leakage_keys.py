@@ -187,9 +187,11 @@ def test_redo_keeps_the_replaced_value_in_the_history(tmp_path):
 
     after = profile_table.read(profile)
     assert after["splits"][3]["leakage"]["ssim"] == pytest.approx(old["ssim"] - 0.1)
-    redone = [e for e in after["leakage_history"] if e["status"] == "redone"]
+    redone = [e for e in after["leakage_history"] if e["status"] == "redone" and e not in table["leakage_history"]]
     assert len(redone) == 1 and redone[0]["splits"] == {"3": old} and redone[0]["moved"]
     assert redone[0]["meta"]["settings_key"] == settings.key()
+    for field in store.PROVENANCE_FIELDS:                            # where the set's key came from stays
+        assert after["leakage_meta"][field] == table["leakage_meta"][field]
     for z in (1, 2, 4, 5, 6):                                        # the other splits are untouched
         assert after["splits"][z]["leakage"] == table["splits"][z]["leakage"]
     assert after["leakage_history"][1:] == table["leakage_history"]  # earlier sets kept as they were

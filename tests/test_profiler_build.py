@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from common.errors import UserInputError
 from profiler import table as schema
 from profiler.build import ProfileOptions, profile_model, write_profile
 from profiler.graph import split_model
@@ -100,9 +101,14 @@ def test_reprofiling_keeps_leakage_of_the_same_units_only(tmp_path):
     write_profile(path, profile_model(load_model("lenet7"), NO_LATENCY))
     kept = schema.read(path)
     assert kept["leakage_meta"] == {"seed": 0} and all(s["leakage"]["ssim"] == 0.5 for s in kept["splits"])
-    # a different unit structure (another model) must not inherit it
-    write_profile(path, profile_model(load_model("lenet9"), NO_LATENCY))
-    fresh = schema.read(path)
+    # a different unit structure (another model) must not inherit it, nor drop it: the write is refused
+    before = path.read_bytes()
+    with pytest.raises(UserInputError, match="holds leakage measured for other units"):
+        write_profile(path, profile_model(load_model("lenet9"), NO_LATENCY))
+    assert path.read_bytes() == before
+    other = tmp_path / "lenet9.json"                          # a file without leakage takes it
+    write_profile(other, profile_model(load_model("lenet9"), NO_LATENCY))
+    fresh = schema.read(other)
     assert fresh["model"] == "lenet9" and fresh["leakage_meta"] is None
     assert all(s["leakage"] is None for s in fresh["splits"])
 
