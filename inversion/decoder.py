@@ -107,6 +107,7 @@ class LinearImageSeed(nn.Module):
         self.vector = not _is_spatial(feature_shape)
         self.lam_factor: torch.Tensor | None = None    # vectors: λ per output chosen by fit_vector
         self.smooth_side: int | None = None            # vectors: side the start is smoothed to (fit_vector)
+        self.seed_side: int | None = None              # vectors: the learned seed's side (set by Decoder)
         if self.vector:
             self.shape = (channels, side, side)
             self.map: nn.Module = nn.Linear(math.prod(feature_shape), channels * side * side)
@@ -156,10 +157,11 @@ class LinearImageSeed(nn.Module):
 
     @torch.no_grad()
     def fit_vector(self, features: torch.Tensor, images: torch.Tensor, folds: int, seed: int,
-                   out_of_fold: bool = True) -> torch.Tensor | None:
+                   out_of_fold: bool = True, smoothed: bool = True) -> torch.Tensor | None:
         """Vector features: full-width ridge fit with λ chosen per output (pixel × colour component) by
         ``folds``-fold CV (:func:`inversion.ridge.fit_per_output`); returns each auxiliary pair's
-        out-of-fold linear reconstruction (N × shape) when ``out_of_fold``, else ``None``.
+        out-of-fold linear reconstruction (N × shape) when ``out_of_fold``, else ``None``; smoothed to the
+        chosen :attr:`smooth_side` unless ``smoothed`` is false (then :meth:`smoothed_to` does it).
 
         Fitted in-sample, a map with more inputs than pairs (VGG's 4096-wide fc6 on 1,792 pairs) nearly
         interpolates its own training images, so the decoder trained on top learns to trust a base that
@@ -186,7 +188,23 @@ class LinearImageSeed(nn.Module):
             return None
         bases = back(fit.out_of_fold).float()
         self.smooth_side = self._smoothing_side(bases, target.float())
-        return self._smooth(bases)
+        return self._smooth(bases) if smoothed else bases
+
+    def smoothed_to(self, start: torch.Tensor, side: int | None) -> torch.Tensor:
+        """``start`` smoothed to ``side`` (``None``: unchanged), as :meth:`forward` does with :attr:`smooth_side`."""
+        kept, self.smooth_side = self.smooth_side, side
+        try:
+            return self._smooth(start)
+        finally:
+            self.smooth_side = kept
+
+    def coarse_side(self) -> int | None:
+        """The seed's side when the start is smoothed to a finer one: the other candidate start of
+        :func:`inversion.attack.train_decoder` (the side the linear start had before 2026-12-02), else ``None``."""
+        side = self.shape[-1] if self.smooth_side is None else min(self.smooth_side, self.shape[-1])
+        if not self.vector or self.seed_side is None or side <= self.seed_side:
+            return None
+        return self.seed_side
 
     def _smooth(self, start: torch.Tensor) -> torch.Tensor:
         """The start area-averaged to :attr:`smooth_side` and brought back (bilinear) to its own side."""
@@ -275,6 +293,7 @@ class Decoder(nn.Module):
                                       nn.LeakyReLU(0.2))
             self.linear_image = LinearImageSeed(self.feature_shape, channels,
                                                 vector_base_side(in_dim, channels, image_size, side))
+            self.linear_image.seed_side = side
             self.stem = nn.Sequential(nn.Conv2d(seed_channels + channels, width, 1), nn.LeakyReLU(0.2),
                                       _block(width, width))
             extra = channels          # a vector's linear start joins every upsampling stage
