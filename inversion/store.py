@@ -195,13 +195,17 @@ def update_profile(path: Path, results: Results, complete: bool, force: bool) ->
     Under the table's lock: re-read the table, merge the splits this run changed (those that differ from
     ``results.baseline``) into the set as the table holds it now, and write. The set's completeness and
     monotonicity check are those of the merged set (``complete``, this run's own view, may only add).
-    Returns where the set went: ``"active"`` (what ``evaluate``/``train`` read) or ``"partial"``.
+    Returns where the set went: ``"active"`` (what ``evaluate``/``train`` read) or ``"partial"``; a run that
+    changed no value of the active set writes nothing.
     A smoke-budget set never becomes active unless ``force``. Cost fields are never touched.
     """
     own = {z: profile_leakage(e) for z, e in results.splits.items()}
     own = {z: leak for z, leak in own.items() if leak != results.baseline.get(z)}
     with files.locked(path):
         table = profile_table.read(path)
+        found = leakage_sets.find_set(table, results.settings_key)
+        if not own and found is not None and found[0] == "active":
+            return "active"               # nothing changed (a redo that reproduced its value): nothing to write
         num_units = len(table["units"])
         merged = leakage_sets.merged_entries(table, results.settings_key, own)
         complete = complete or leakage_sets.is_complete(table, merged)
