@@ -133,7 +133,7 @@ def warm_start(trainer) -> dict[str, float]:
         def deployment_nll(idx: torch.Tensor) -> torch.Tensor:
             part = DeploymentState(state.request_share[idx], state.server_share[idx], state.previous[idx],
                                    state.storage_bytes[idx], state.model_bytes)
-            logp, _, _ = net.evaluate(part, deployment[idx], actions[idx], active[idx], masks[idx])
+            logp = net.step_logp(part, deployment[idx], actions[idx], active[idx], masks[idx])
             return -logp.sum() / active[idx].sum().clamp_min(1)          # mean per pick
 
         first, last = _fit(trainer, "deployment", deployment.shape[0], deployment_nll)

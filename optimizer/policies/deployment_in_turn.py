@@ -185,15 +185,24 @@ class InTurnDeployment(nn.Module):
         their :func:`step_masks`, computed here if not given."""
         if masks is None:
             masks = step_masks(actions, active, state.storage_bytes, state.model_bytes)
+        logp_all = self._step_log_policy(state, deployment, masks)
+        probs = logp_all.exp() * masks
+        entropy = -(probs * logp_all.masked_fill(~masks, 0.0)).sum(-1)
+        return _taken(logp_all, actions, active), torch.where(active, entropy, torch.zeros_like(entropy))
+
+    def step_logp(self, state: DeploymentState, deployment: torch.Tensor, actions: torch.Tensor,
+                  active: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Per-step log π (B, J, L) of stored picks without the entropy (behaviour cloning needs none:
+        measured, a third of a cloning step's forward and backward)."""
+        return _taken(self._step_log_policy(state, deployment, masks), actions, active)
+
+    def _step_log_policy(self, state: DeploymentState, deployment: torch.Tensor,
+                         masks: torch.Tensor) -> torch.Tensor:
+        """log π over the services (B, J, L, I) at every step, each over its eligible set."""
         before = deployment.float().cumsum(1) - deployment.float()          # servers < j holding i
         logits = self.scores(state, before)                                  # (B, J, I)
         masked = logits.unsqueeze(2).expand_as(masks).masked_fill(~masks, MASKED_LOGIT)
-        logp_all = torch.log_softmax(masked, dim=-1)
-        logp = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-        probs = logp_all.exp() * masks
-        entropy = -(probs * logp_all.masked_fill(~masks, 0.0)).sum(-1)
-        zero = torch.zeros_like(logp)
-        return torch.where(active, logp, zero), torch.where(active, entropy, zero)
+        return torch.log_softmax(masked, dim=-1)
 
     def evaluate(self, state: DeploymentState, deployment: torch.Tensor, actions: torch.Tensor,
                  active: torch.Tensor, masks: torch.Tensor | None = None
@@ -203,3 +212,8 @@ class InTurnDeployment(nn.Module):
         logp, entropy = self._step_logp(state, deployment, actions, active, masks)
         return logp, entropy, self.value(state)
 
+
+def _taken(logp_all: torch.Tensor, actions: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+    """log π of the picks (B, J, L) from the per-step log π over services, 0 on inactive steps."""
+    logp = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    return torch.where(active, logp, torch.zeros_like(logp))
