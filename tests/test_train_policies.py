@@ -227,3 +227,19 @@ def test_deployment_actor_sees_previous_deployment_only_when_asked(observe_previ
     fixed, _, _ = net._prepare(demand, prev, storage, sizes)
     fixed_other, _, _ = net._prepare(demand, 1.0 - prev, storage, sizes)
     assert torch.equal(fixed, fixed_other) != observe_previous
+
+
+def test_tanh_of_bfloat16_has_torch_tanh_bits_and_gradient():
+    """policies.common.tanh (float32 evaluation of bfloat16 inputs, for speed) gives every bfloat16
+    value the bits of torch.tanh, and the same gradient."""
+    from optimizer.policies.common import tanh
+    every = torch.arange(-2 ** 15, 2 ** 15, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+    ours, reference = tanh(every), torch.tanh(every)
+    assert torch.equal(ours.isnan(), reference.isnan())
+    assert torch.equal(ours[~ours.isnan()].view(torch.int16), reference[~reference.isnan()].view(torch.int16))
+    x = torch.randn(64, 33).bfloat16()
+    grad = torch.randn(64, 33).bfloat16()
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    tanh(a).backward(grad)
+    torch.tanh(b).backward(grad)
+    assert torch.equal(a.grad.view(torch.int16), b.grad.view(torch.int16))

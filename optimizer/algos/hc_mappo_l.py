@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 
 import torch
+from torch.profiler import record_function
 
 from common.devices import resolve_device
 from common.errors import UserInputError
@@ -108,7 +109,8 @@ class Trainer:
         start = time.perf_counter()
         warm = {}
         if self.iteration == 0:
-            warm = warm_start(self)
+            with record_function("phase:warm_start"):
+                warm = warm_start(self)
         if self.env.truncated_flag:
             self.env.reset(seed=self.episode_seed(self.episodes))
             self.episodes += 1
@@ -116,7 +118,7 @@ class Trainer:
                                  users=cfg.deployment_reward == "users",
                                  migration_weight=cfg.deployment_migration_weight,
                                  charge_misses=cfg.charge_misses_to_deployment, lam=self.lam)
-        with autocast(self.device, self.bf16):
+        with autocast(self.device, self.bf16), record_function("phase:rollout"):
             rollout = collect(self.env, self.agents, self.norms, self.slots, rewards)
         collected = time.perf_counter()
         stats = {**warm, **self._episode_stats(rollout)}
@@ -128,7 +130,8 @@ class Trainer:
             for layer, update, buffer in updates:
                 if buffer is not None:               # None: a heuristic plays this layer
                     began = time.perf_counter()
-                    stats.update(update(rollout))
+                    with record_function(f"phase:{layer}_update"):
+                        stats.update(update(rollout))
                     stats[f"{layer}_update_s"] = time.perf_counter() - began
         end = time.perf_counter()
         broken = [name for name, module in self.agents.modules().items()

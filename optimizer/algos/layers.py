@@ -20,7 +20,7 @@ from optimizer.algos.ppo import LayerOutput
 from optimizer.policies.allocation import user_tokens
 from optimizer.policies.allocation_correction import SqrtCorrectionActor
 from optimizer.policies.common import SlotSplit
-from optimizer.policies.deployment_in_turn import DeploymentState, InTurnDeployment
+from optimizer.policies.deployment_in_turn import DeploymentState, InTurnDeployment, step_masks
 from optimizer.baselines import channel_server, sqrt_shares
 
 
@@ -223,13 +223,15 @@ class InTurnDeploymentLayer:
         active = traj.active.flatten(0, 1)
         adv = advantage.flatten(0, 1).unsqueeze(-1).expand_as(active)
         out.update(logp_old=traj.logp.flatten(0, 1), advantage=adv.contiguous(), weight=active.float(),
-                   active=active, target_value=target.flatten(0, 1))
+                   active=active, target_value=target.flatten(0, 1),
+                   step_masks=step_masks(out["actions"], active, out["storage"], self.model_bytes))
         return out
 
     def forward(self, b: dict[str, torch.Tensor]) -> LayerOutput:
         state = DeploymentState(b["request_share"], b["server_share"], b["previous"], b["storage"],
                                 self.model_bytes)
-        logp, entropy, value = self.net.evaluate(state, b["deployment"], b["actions"], b["active"])
+        logp, entropy, value = self.net.evaluate(state, b["deployment"], b["actions"], b["active"],
+                                                 b.get("step_masks"))      # from samples(), else computed
         return LayerOutput(logp, entropy, {"value": value})
 
 

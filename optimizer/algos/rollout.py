@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from torch.profiler import record_function
 
 from optimizer.algos.agents import Agents, ValueNormalisers
 from optimizer.algos.buffers import Trajectory
@@ -89,16 +90,21 @@ def collect(env, agents: Agents, norms: ValueNormalisers, slots: int,
             misses.zero_()
             requests = 0
             before = env.deployment
-            x = _deploy(agents, env, dep, d)
+            with record_function("rollout:deploy_act"):
+                x = _deploy(agents, env, dep, d)
             if dep is not None and rewards.team:
                 mig = sm.migration_cost_s(x, before, env.catalog.model_bytes, env.cloud_rate_bps)
                 dep.add(d, "reward", (-rewards.migration_weight * mig.mean(-1, keepdim=True)).expand(B, J))
-        uo = env.user_observation()
-        server, split = agents.user_layer.act(env, uo, user, t)
-        ao = env.allocation_observation(server, split)
-        shares = _allocate(agents, env, ao, server, split, alloc, t)
-        on_chosen, anywhere = _hosted(env, server)
-        res = env.step(server, split, shares[..., 0], shares[..., 1])
+        with record_function("rollout:user_obs"):
+            uo = env.user_observation()
+        with record_function("rollout:user_act"):
+            server, split = agents.user_layer.act(env, uo, user, t)
+        with record_function("rollout:alloc_act"):
+            ao = env.allocation_observation(server, split)
+            shares = _allocate(agents, env, ao, server, split, alloc, t)
+        with record_function("rollout:env_step"):
+            on_chosen, anywhere = _hosted(env, server)
+            res = env.step(server, split, shares[..., 0], shares[..., 1])
         cost = res.user_cost
         if rewards.charge_misses:
             cost = torch.where(anywhere, cost, torch.full_like(cost, tau_bar))
@@ -120,6 +126,13 @@ def collect(env, agents: Agents, norms: ValueNormalisers, slots: int,
         dep.add(d, "reward", _miss_penalty(misses, requests, rewards, tau_fail, tau_bar, J))
 
     # critics' values of every stored step, in one pass per layer (they do not act)
+    with record_function("rollout:values"):
+        return _finish(env, agents, norms, user, alloc, dep, metrics, delay)
+
+
+def _finish(env, agents: Agents, norms: ValueNormalisers, user: Trajectory, alloc: Trajectory | None,
+            dep: Trajectory | None, metrics: dict[str, torch.Tensor], delay: torch.Tensor) -> Rollout:
+    """The critics' values of every stored step and the bootstrap values of the state reached."""
     agents.user_layer.store_values(user, norms.user_reward, norms.user_cost)
     if alloc is not None:
         alloc.data["value"] = norms.allocation.denormalise(agents.allocation.value(alloc.tokens, alloc.assoc))

@@ -27,7 +27,7 @@ from optimizer import baselines
 from optimizer.algos.buffers import Trajectory
 from optimizer.algos.ppo import minibatches
 from optimizer.env import EdgeEnv
-from optimizer.policies.deployment_in_turn import DeploymentState, fill_in_order
+from optimizer.policies.deployment_in_turn import DeploymentState, fill_in_order, step_masks
 
 WARM_START_SEED = 900_000_000
 UNCALIBRATED_LAMBDA = 1.0
@@ -127,12 +127,13 @@ def warm_start(trainer) -> dict[str, float]:
         out.update(warm_start_first_nll=first, warm_start_last_nll=last)
     if clone_deployment:
         state, deployment, actions, active = deployment_demos.batch()
+        masks = step_masks(actions, active, state.storage_bytes, state.model_bytes)   # once, not per step
         net = agents.deployment
 
         def deployment_nll(idx: torch.Tensor) -> torch.Tensor:
             part = DeploymentState(state.request_share[idx], state.server_share[idx], state.previous[idx],
                                    state.storage_bytes[idx], state.model_bytes)
-            logp, _, _ = net.evaluate(part, deployment[idx], actions[idx], active[idx])
+            logp = net.step_logp(part, deployment[idx], actions[idx], active[idx], masks[idx])
             return -logp.sum() / active[idx].sum().clamp_min(1)          # mean per pick
 
         first, last = _fit(trainer, "deployment", deployment.shape[0], deployment_nll)

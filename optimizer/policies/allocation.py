@@ -25,7 +25,7 @@ import math
 import torch
 from torch import nn
 
-from optimizer.policies.common import MASKED_LOGIT, mlp, orthogonal_init
+from optimizer.policies.common import MASKED_LOGIT, mlp, orthogonal_init, tanh
 
 ALPHA_MIN = 1.0       # α_k >= 1: bounded, unimodal density (see the module docstring)
 SHARE_FLOOR = 1e-6    # stored shares are floored, so log w stays finite at update time
@@ -98,8 +98,8 @@ class AllocationActor(nn.Module):
 
     def attention(self, user_tokens: torch.Tensor, assoc: torch.Tensor) -> torch.Tensor:
         """Attention weights (..., J, K, 2) over each server's users (0 elsewhere), both branches."""
-        users = torch.tanh(self.token(self.embed(user_tokens)))                 # (..., K, H)
-        context = torch.tanh(self.context(server_pool(users, assoc)))            # (..., J, H) = g_j
+        users = tanh(self.token(self.embed(user_tokens)))                 # (..., K, H)
+        context = tanh(self.context(server_pool(users, assoc)))            # (..., J, H) = g_j
         weights = []
         for key_net, query_net in zip(self.keys, self.queries):
             scores = query_net(context) @ key_net(users).transpose(-1, -2) / math.sqrt(self.hidden)
@@ -168,7 +168,7 @@ class AllocationCritic(nn.Module):
 
     def forward(self, user_tokens: torch.Tensor, assoc: torch.Tensor) -> torch.Tensor:
         """user_tokens (..., K, 3), assoc (..., J, K) → V (..., J)."""
-        own = server_pool(torch.tanh(self.token(self.embed(user_tokens))), assoc)
+        own = server_pool(tanh(self.token(self.embed(user_tokens))), assoc)
         if self.centralised:
             own = torch.cat([own, own.mean(-2, keepdim=True).expand_as(own)], dim=-1)
         return self.value(own).squeeze(-1).float()

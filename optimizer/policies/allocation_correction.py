@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from optimizer.policies.allocation import TokenEmbedding
-from optimizer.policies.common import mlp
+from optimizer.policies.common import mlp, tanh
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -51,7 +51,7 @@ class SqrtCorrectionActor(nn.Module):
 
     def shares(self, assoc: torch.Tensor, base: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """(..., J, K, 2) shares from the tilt u (..., K, 2) around ``base`` (..., J, K, 2)."""
-        weight = base * torch.exp(self.bound * torch.tanh(u)).unsqueeze(-3) * assoc.unsqueeze(-1)
+        weight = base * torch.exp(self.bound * tanh(u)).unsqueeze(-3) * assoc.unsqueeze(-1)
         total = weight.sum(-2, keepdim=True)
         equal = assoc.unsqueeze(-1).float() / assoc.float().sum(-1, keepdim=True).clamp(min=1).unsqueeze(-1)
         return torch.where(total > 0, weight / total.clamp(min=1e-30), equal)

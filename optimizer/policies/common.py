@@ -21,12 +21,48 @@ def orthogonal_init(layer: nn.Module, gain: float = math.sqrt(2.0)) -> nn.Module
     return layer
 
 
+class _TanhViaFloat32(torch.autograd.Function):
+    """tanh of a bfloat16 CPU tensor evaluated in float32 and rounded back, with tanh's own backward
+    (``tanh_backward`` of the rounded output, as autograd does for ``torch.tanh``)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        y = x.float().tanh_().to(x.dtype)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)
+
+
+def tanh(x: torch.Tensor) -> torch.Tensor:
+    """``torch.tanh`` with the same bits, faster for bfloat16 on CPU (autocast's matmul outputs).
+
+    PyTorch's CPU tanh kernel for bfloat16 takes 4.5× the float32 one (1.03 vs 0.23 ms for 640 k values,
+    torch 2.14, AVX-512); converting, taking the float32 tanh and rounding gives every one of the 65 536
+    bfloat16 inputs the same result (tests/test_train_policies.py) in half the time."""
+    if x.dtype != torch.bfloat16 or x.device.type != "cpu":
+        return torch.tanh(x)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _TanhViaFloat32.apply(x)
+    return x.float().tanh_().to(x.dtype)
+
+
+class Tanh(nn.Module):
+    """``nn.Tanh`` through :func:`tanh`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return tanh(x)
+
+
 def mlp(in_dim: int, hidden: int, out_dim: int, layers: int = 2, out_gain: float = 1.0) -> nn.Sequential:
     """``layers`` Tanh hidden layers of width ``hidden`` then a linear head, orthogonally initialised."""
     blocks: list[nn.Module] = []
     width = in_dim
     for _ in range(layers):
-        blocks += [orthogonal_init(nn.Linear(width, hidden)), nn.Tanh()]
+        blocks += [orthogonal_init(nn.Linear(width, hidden)), Tanh()]
         width = hidden
     blocks.append(orthogonal_init(nn.Linear(width, out_dim), out_gain))
     return nn.Sequential(*blocks)

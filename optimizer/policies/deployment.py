@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from optimizer.policies.common import categorical_logp_entropy, mlp, orthogonal_init, sample_categorical
+from optimizer.policies.common import categorical_logp_entropy, mlp, orthogonal_init, sample_categorical, tanh
 
 
 @dataclass
@@ -100,11 +100,11 @@ class DeploymentActorCritic(nn.Module):
         ``storage`` broadcast over any step dimension of ``chosen``."""
         used = (chosen * sizes).sum(-1)
         frac = ((storage - used) / storage).unsqueeze(-1).float()
-        return torch.tanh(fixed + self.encode_step(torch.cat([chosen.float(), frac], dim=-1)))
+        return tanh(fixed + self.encode_step(torch.cat([chosen.float(), frac], dim=-1)))
 
     def _step_values(self, hidden: torch.Tensor, value_ctx: torch.Tensor) -> torch.Tensor:
         """Step values V(h_n) (eq. 29) from GRU states (..., H)."""
-        return self.value_out(torch.tanh(self.value_hidden(hidden) + value_ctx)).squeeze(-1).float()
+        return self.value_out(tanh(self.value_hidden(hidden) + value_ctx)).squeeze(-1).float()
 
     def _recur(self, gates_x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """One GRU step from the input-side gate pre-activations W_x x + b_x (N, 3H):
@@ -114,7 +114,7 @@ class DeploymentActorCritic(nn.Module):
         h_r, h_u, h_n = self.gru_hidden(hidden).float().chunk(3, dim=-1)
         reset = torch.sigmoid(x_r + h_r)
         update = torch.sigmoid(x_u + h_u)
-        candidate = torch.tanh(x_n + reset * h_n)
+        candidate = tanh(x_n + reset * h_n)
         return candidate + update * (hidden - candidate)
 
     def _step(self, fixed: torch.Tensor, chosen: torch.Tensor, storage: torch.Tensor,

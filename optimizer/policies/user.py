@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from optimizer.policies.common import (SlotSharedLinear, SlotSplit, categorical_logp_entropy, mlp,
-                                       orthogonal_init, sample_categorical)
+from optimizer.policies.common import (SlotSharedLinear, SlotSplit, Tanh, categorical_logp_entropy, mlp,
+                                       orthogonal_init, sample_categorical, tanh)
 
 
 class UserActor(nn.Module):
@@ -39,8 +39,8 @@ class UserActor(nn.Module):
                  shared_cols: tuple[int, int] | None = None, channel_cols: tuple[int, int] | None = None,
                  channel_hidden: int = 32, split_cols: tuple[int, int] | None = None) -> None:
         super().__init__()
-        self.trunk = nn.Sequential(SlotSharedLinear(local_dim, hidden, shared_cols), nn.Tanh(),
-                                   orthogonal_init(nn.Linear(hidden, hidden)), nn.Tanh())
+        self.trunk = nn.Sequential(SlotSharedLinear(local_dim, hidden, shared_cols), Tanh(),
+                                   orthogonal_init(nn.Linear(hidden, hidden)), Tanh())
         self.server_head = mlp(hidden, hidden, num_servers, layers=0, out_gain=0.01)
         self.split_head = mlp(hidden, hidden, num_splits, layers=0, out_gain=0.01)
         self.channel_cols = channel_cols
@@ -60,7 +60,7 @@ class UserActor(nn.Module):
             query = self.channel_query(h)             # bf16 under autocast: the (..., K, J, H2) tensor below
             channel = self._channel(local).to(query.dtype).contiguous().unsqueeze(-1)
             channel = channel * self.channel_in.to(query.dtype)
-            per_server = torch.tanh(query.unsqueeze(-2) + channel)                           # (..., K, J, H2)
+            per_server = tanh(query.unsqueeze(-2) + channel)                           # (..., K, J, H2)
             server = server + self.channel_out(per_server).squeeze(-1)
         split = self.split_head(h)
         if self.split_cols is not None:
@@ -108,7 +108,7 @@ class _SplitInputValue(nn.Module):
         super().__init__()
         self.local_in = SlotSharedLinear(local_dim, hidden, shared_cols)
         self.global_in = orthogonal_init(nn.Linear(global_dim, hidden, bias=False)) if global_dim else None
-        self.rest = nn.Sequential(nn.Tanh(), mlp(hidden, hidden, 1, layers=1))
+        self.rest = nn.Sequential(Tanh(), mlp(hidden, hidden, 1, layers=1))
 
     def forward(self, local: torch.Tensor | SlotSplit, glob: torch.Tensor | None) -> torch.Tensor:
         h = self.local_in(local)
