@@ -9,7 +9,9 @@ time is attributed to the innermost trainer range around it: ``phase:*`` (``hc_m
 ``rollout:*`` (:func:`optimizer.algos.rollout.collect`). The matrix-product ops (mm, addmm, bmm, baddbmm,
 dot/mv) are counted with their FLOPs (the profiler's own estimate from the recorded shapes, 2 per
 multiply-add), so each phase shows how much of its time is matmul and at what GFLOPS; the rest is listed
-by op. Prints the tables (markdown) and writes everything to ``--out`` as JSON.
+by op. Only the ops' self time is counted: Python between ops (the trainer's own lines) is not, so a
+range's share is of op time, which undercounts the Python-heavy rollout. Prints the tables (markdown) and
+writes everything to ``--out`` as JSON.
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ def main() -> None:
     cfg = TrainConfig(**{**preset(args.preset), **given, "precision": args.precision, "tensorboard": False})
     trainer = Trainer(cfg, env_cfg, load_catalog(args.profiles, env_cfg))
     began = time.perf_counter()
-    first = trainer.train_iteration()
+    trainer.train_iteration()
     first_s = time.perf_counter() - began
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True, with_flops=True) as prof:
         began = time.perf_counter()
@@ -140,7 +142,7 @@ def main() -> None:
             trainer.train_iteration()
         wall = time.perf_counter() - began
     summary = summarise(attribute(prof.events()), args.iterations, wall)
-    summary.update(first_iteration_s=first_s, warm_start_s=first.get("warm_start_s"),
+    summary.update(first_iteration_s=first_s,
                    date=time.strftime("%Y-%m-%d %H:%M:%S"), command=" ".join(sys.argv), load_average=os.getloadavg(),
                    machine=f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}",
                    preset=args.preset, num_envs=cfg.num_envs, rollout_slots=trainer.slots,

@@ -1,4 +1,5 @@
-"""Upper bounds on the numbers a user types, so that none can hang the tool or crash it with a traceback.
+"""Upper bounds on the numbers a user types, so that no single typo can hang the tool or crash it with a
+traceback (each count on its own; sizes that pass one by one can still multiply into more than the RAM).
 
 A seed beyond 64 bits overflows torch (``ValueError: Overflow when unpacking long long``) after the run
 folder exists; ``--set env.num_users=10000000000`` allocates until the machine swaps. The bounds lie far

@@ -9,6 +9,7 @@ minimise a pixel loss between g_z(f_z(I)) and I on the auxiliary images.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -165,7 +166,7 @@ def train_decoder(features: SplitFeatures, train_images: torch.Tensor, image_siz
     if decoder.linear_image.vector:       # full width, λ per output by CV; out-of-fold starts to train on
         raw = decoder.linear_image.fit_vector(standardised, train_images[fit_idx], config.decoder.base_folds,
                                               seed, out_of_fold=config.decoder.base_folds > 1, smoothed=False)
-        coarse = decoder.linear_image.coarse_side()
+        coarse = decoder.linear_image.coarse_side() if n_val else None   # no held-out images: nothing to choose by
         if coarse is not None:
             other = copy.deepcopy(decoder)                  # same initial weights
             other.linear_image.smooth_side = coarse
@@ -194,8 +195,14 @@ def train_decoder(features: SplitFeatures, train_images: torch.Tensor, image_siz
                 run.curve.append(_val_ssim(run.decoder, val_features, val_targets, device, bf16))
         if progress is not None:
             progress(step, runs[0].loss, runs[0].running_ssim)
-    best = max(runs, key=lambda r: r.curve[-1] if r.curve else -1.0)   # max keeps the first on a tie
+    best = max(runs, key=_final_score)                                  # max keeps the first on a tie
     return best.decoder, time.perf_counter() - started, best.loss, Convergence(curve_steps, best.curve, n_val)
+
+
+def _final_score(run: "_Run") -> float:
+    """The held-out auxiliary SSIM a candidate ends at; a diverged (NaN) or unscored one never wins."""
+    score = run.curve[-1] if run.curve else -1.0
+    return score if math.isfinite(score) else -math.inf
 
 
 class _Run:

@@ -8,7 +8,7 @@ and profile at once. Nothing is written before the first split is measured (no r
 table touched), so a run stopped earlier leaves every file as it was.
 Finished splits are found in the profile table itself or the results folder (same settings only).
 After each split the paired monotonicity check (:mod:`inversion.consistency`) is rerun and its
-violations are logged and stored.
+violations are stored (the closing summary prints them).
 """
 
 from __future__ import annotations

@@ -237,6 +237,8 @@ class EvaluateConfig:
                      "lagrangian_bisection_steps"):
             if getattr(self, name) < 1:
                 raise UserInputError(f"config {name}: must be >= 1, got {getattr(self, name)!r}")
+        if self.seed < 0:
+            raise UserInputError(f"config seed: must be >= 0, got {self.seed!r}")
         check_at_most(self, EVALUATE_LIMITS)
 
 

@@ -176,6 +176,8 @@ CASES += [
     (TRAIN + ["--set", "seed=99999999999"], "config seed: must be at most"),
     (EVALUATE + ["--seed", "99999999999999999999999"], "--seed"),
     (EVALUATE + ["--set", "seed=99999999999"], "config seed: must be at most"),
+    (EVALUATE + ["--set", "seed=-500"], "config seed: must be >= 0"),
+    (TRAIN + ["--set", "seed=-500"], "'seed' must be >= 0"),
     (TRAIN + ["--set", "env.num_users=10000000000"], "config env.num_users: must be at most"),
     (TRAIN + ["--set", "ppo_epochs=100000000000"], "config ppo_epochs: must be at most"),
     (TRAIN + ["--set", "hidden_user=1000000000"], "config hidden_user: must be at most"),

@@ -65,7 +65,6 @@ def test_a_narrow_vector_measures_at_least_what_the_seed_side_start_gives(monkey
     seed_side_px = max(VECTOR_MIN_SIDE, SIZE // VECTOR_SEED_FRACTION)                # 8
     monkeypatch.setattr(LinearImageSeed, "_smoothing_side", lambda self, bases, target: seed_side_px)
     seed_side = attack()
-    print(measured.leakage.ssim.mean, seed_side.leakage.ssim.mean)
     assert measured.vector and measured.feature_width == WIDTH and not measured.data_limited
     assert measured.convergence.val_ssim[-1] >= seed_side.convergence.val_ssim[-1]     # held-out auxiliary
     assert measured.leakage.ssim.mean >= seed_side.leakage.ssim.mean - 0.002, \

@@ -13,7 +13,8 @@ import torch
 
 from optimizer.algos.layers import InTurnDeploymentLayer
 from optimizer.algos.ppo import PPOSettings, ppo_update, standardise
-from optimizer.policies.deployment_in_turn import DeploymentState, InTurnDeployment, eligible, fill_in_order
+from optimizer.policies.deployment_in_turn import (DeploymentState, InTurnDeployment, eligible, fill_in_order,
+                                                   step_masks)
 
 
 def _state(B: int, J: int = 2, I: int = 4, storage: float = 2.0) -> DeploymentState:
@@ -45,6 +46,11 @@ def test_sampled_deployments_fit_and_stored_logp_is_recomputed_exactly():
     logp, entropy, value = net.evaluate(state, sample.deployment, sample.actions, sample.active)
     assert torch.allclose(logp, sample.logp, atol=1e-6) and value.shape == (5, 3)
     assert (logp[~sample.active] == 0).all() and (entropy >= 0).all()
+    # the eligible sets given precomputed (as the update and the warm start pass them) change nothing
+    masks = step_masks(sample.actions, sample.active, state.storage_bytes, state.model_bytes)
+    given = net.evaluate(state, sample.deployment, sample.actions, sample.active, masks)
+    assert all(torch.equal(a, b) for a, b in zip(given, (logp, entropy, value)))
+    assert torch.equal(net.step_logp(state, sample.deployment, sample.actions, sample.active, masks), logp)
 
 
 def test_greedy_decoding_of_two_identical_servers_covers_every_service():

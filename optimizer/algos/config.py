@@ -126,7 +126,7 @@ class TrainConfig:
                 raise UserInputError(f"train config: '{name}' must be in [0, 1], got {getattr(self, name)!r}")
         for name in ("lambda_init", "lambda_lr", "entropy_user", "entropy_deployment", "rollout_slots",
                      "entropy_allocation", "max_grad_norm", "value_coef", "deployment_migration_weight",
-                     "pid_kp", "pid_ki", "pid_kd"):
+                     "pid_kp", "pid_ki", "pid_kd", "seed"):
             if getattr(self, name) < 0:
                 raise UserInputError(f"train config: '{name}' must be >= 0, got {getattr(self, name)!r}")
         check_at_most(self, TRAIN_LIMITS)

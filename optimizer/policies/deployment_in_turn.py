@@ -175,12 +175,13 @@ class InTurnDeployment(nn.Module):
         actions = torch.stack(picks, 1)[..., :steps]
         active = torch.arange(steps, device=held.device) < torch.stack(counts, 1).unsqueeze(-1)
         actions = torch.where(active, actions, torch.zeros_like(actions))
-        logp, _ = self._step_logp(state, deployment, actions, active)
+        logp, _ = self._step_logp_entropy(state, deployment, actions, active)
         return InTurnSample(deployment, actions, active, logp, self.value(state))
 
     # -- update -----------------------------------------------------------------------------------
-    def _step_logp(self, state: DeploymentState, deployment: torch.Tensor, actions: torch.Tensor,
-                   active: torch.Tensor, masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _step_logp_entropy(self, state: DeploymentState, deployment: torch.Tensor, actions: torch.Tensor,
+                           active: torch.Tensor, masks: torch.Tensor | None = None
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-step (log π, entropy) (B, J, L) of stored picks, all servers and steps at once; ``masks``:
         their :func:`step_masks`, computed here if not given."""
         if masks is None:
@@ -209,7 +210,7 @@ class InTurnDeployment(nn.Module):
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(per-step log π (B, J, L), per-step entropy (B, J, L), V (B, J)) for stored decisions
         (``masks``: their :func:`step_masks`, computed here if not given)."""
-        logp, entropy = self._step_logp(state, deployment, actions, active, masks)
+        logp, entropy = self._step_logp_entropy(state, deployment, actions, active, masks)
         return logp, entropy, self.value(state)
 
 
