@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import click
+import numpy as np
 
 from common.devices import DEVICES, resolve_device
 from common.errors import UserInputError
@@ -18,7 +19,8 @@ from common.text import align_columns
 from common.threads import available_cpus, check_threads, set_threads
 from optimizer import baselines
 from optimizer.algos.runner import SYNTHETIC
-from optimizer.algos.trained import load_trained
+from optimizer.algos.group import group_runs
+from optimizer.algos.trained import TrainedRun, load_trained
 from optimizer.config import EvaluateConfig, apply_overrides, from_dict, load_file, to_dict
 from optimizer.env import EdgeEnv, ServiceCatalog
 from optimizer.env.metrics import METRIC_NAMES, METRICS
@@ -87,12 +89,35 @@ def _load_config(config_path: str | None, overrides: list[str], checkpoint_env: 
     return from_dict(EvaluateConfig, apply_overrides(data, overrides))
 
 
+def _load_members(checkpoint: str, device: str) -> dict[str, TrainedRun]:
+    """The trained run at ``checkpoint``, or every seed of the group folder there, by folder name."""
+    runs = group_runs(checkpoint)
+    if runs is None:
+        return {str(checkpoint): load_trained(checkpoint, device=device)}
+    members = {str(folder): load_trained(folder, device=device) for _, folder in runs}
+    first = next(iter(members.values()))
+    for name, run in members.items():
+        if (run.env_config, run.profiles) != (first.env_config, first.profiles):
+            raise UserInputError(f"--checkpoint {checkpoint}: {name} was trained on another environment or tables "
+                                 "than the group's first seed")
+    return members
+
+
+def _over_seeds(per_seed: list[EvalResult], label: str) -> EvalResult:
+    """Mean ± 95 % CI over seeds: each seed's mean over the shared episodes is one sample."""
+    samples = {name: np.array([float(np.mean(r.samples[name])) for r in per_seed]) for name in METRIC_NAMES}
+    return EvalResult(samples, per_seed[0].delay_limit_s,
+                      {"policy": label, "seeds": len(per_seed), "episodes_per_seed": len(per_seed[0].samples["delay_s"])})
+
+
 @click.command()
 @click.option("--policy", default="all", show_default=True,
               type=click.Choice(list(baselines.baseline_names("user")) + ["all", "none"]),
               help="User baseline (association + split); 'all' compares every one; 'none' with --checkpoint.")
 @click.option("--checkpoint", default=None, metavar="PATH",
-              help="Also evaluate a trained run (directory or checkpoint file); its env config is the base.")
+              help="Also evaluate a trained run (directory or checkpoint file); its env config is the base. A "
+                   "group folder (train --seeds) evaluates every seed on the same episodes, with mean ± 95 % CI "
+                   "over seeds.")
 @click.option("--deployment", default="popularity", show_default=True,
               type=click.Choice(list(baselines.baseline_names("deployment"))), help="Deployment baseline.")
 @click.option("--allocation", default=None, type=click.Choice(list(baselines.baseline_names("allocation"))),
@@ -126,9 +151,10 @@ def evaluate(policy, checkpoint, deployment, allocation, profiles, synthetic_pro
                                         ("seed", seed), ("num_envs", num_envs)) if v is not None]
     device = str(resolve_device(device))  # fail on --device cuda without a GPU before any work
     check_threads(threads)
-    trained = None
+    trained, members = None, {}
     if checkpoint:
-        trained = load_trained(checkpoint, device=device)
+        members = _load_members(checkpoint, device)
+        trained = next(iter(members.values()))
     elif policy == "none":
         raise UserInputError("--policy none evaluates nothing without --checkpoint")
     cfg = _load_config(config_path, list(overrides) + cli_sets, trained.env_config if trained else None)
@@ -151,18 +177,21 @@ def evaluate(policy, checkpoint, deployment, allocation, profiles, synthetic_pro
             click.echo(note, err=True)
     catalog = ServiceCatalog.from_profiles(source, cfg.env.services_per_model, cfg.env.compute_unit)
     env = EdgeEnv(cfg.env, catalog, num_envs=cfg.num_envs, device=device, seed=cfg.seed)
-    if trained:
-        trained.check_fits(env, checkpoint)   # before any episode: a mismatch would fail mid-episode
+    for name, run in members.items():
+        run.check_fits(env, name)             # before any episode: a mismatch would fail mid-episode
     if catalog.leakage_warning:
         click.echo(f"warning: {catalog.leakage_warning}", err=True)
     names = {"all": baselines.baseline_names("user"), "none": ()}.get(policy, (policy,))
     results = {}
-    if trained:
-        click.echo(f"evaluating {checkpoint} ({cfg.episodes} episodes × {cfg.env.slots_per_episode} slots)", err=True)
-        res = run_episodes(env, trained.deployment, trained.user, trained.allocation, cfg.episodes, cfg.seed,
-                           progress=True)
-        res.extra.update({"policy": "learned", "checkpoint": str(checkpoint)})
-        results["learned"] = res
+    for name, run in members.items():
+        click.echo(f"evaluating {name} ({cfg.episodes} episodes × {cfg.env.slots_per_episode} slots)", err=True)
+        res = run_episodes(env, run.deployment, run.user, run.allocation, cfg.episodes, cfg.seed, progress=True)
+        label = "learned" if len(members) == 1 else f"seed-{run.train_config.seed}"
+        res.extra.update({"policy": label, "checkpoint": str(name), "seed": run.train_config.seed})
+        results[label] = res
+    if len(members) > 1:
+        label = f"{trained.train_config.algo} ({len(members)} seeds)"
+        results[label] = _over_seeds(list(results.values()), label)
     for name in names:
         click.echo(f"evaluating {name} ({cfg.episodes} episodes × {cfg.env.slots_per_episode} slots)", err=True)
         results[name] = evaluate_baseline(name, env, cfg.episodes, cfg.seed, deployment, allocation,

@@ -105,13 +105,13 @@ def test_ctrl_c_during_train_exits_130_with_a_resumable_checkpoint(tmp_path, mon
 
     from optimizer import train_commands
 
-    real_train_run = train_commands.train_run
+    real_train_group = train_commands.train_group
 
     def press_ctrl_c_after_one_iteration(*args, **kwargs):
-        kwargs["on_iteration"] = lambda row: signal.raise_signal(signal.SIGINT)
-        return real_train_run(*args, **kwargs)
+        kwargs["on_iteration"] = lambda seed, row: signal.raise_signal(signal.SIGINT)
+        return real_train_group(*args, **kwargs)
 
-    monkeypatch.setattr(train_commands, "train_run", press_ctrl_c_after_one_iteration)
+    monkeypatch.setattr(train_commands, "train_group", press_ctrl_c_after_one_iteration)
     small = [part for k, v in (("hidden_user", 8), ("hidden_deployment", 8), ("hidden_allocation", 8),
                                ("embedding_dim", 4), ("ppo_epochs", 1), ("tensorboard", "false"),
                                ("env.num_servers", 2), ("env.num_users", 3), ("env.slots_per_episode", 4),
