@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from optimizer.baselines import greedy_fill
-from optimizer.config import CostConfig, EnvConfig, RewardConfig
+from optimizer.config import CapacityConfig, CostConfig, EnvConfig, RewardConfig
 from optimizer.env import EdgeEnv, ServiceCatalog
 from optimizer.env import system_model as sm
 from optimizer.env.metrics import delay_quantiles, slot_metrics
@@ -88,7 +88,8 @@ def test_slot_metrics_by_hand():
     out = sm.UserOutcome(download_s=delay, local_s=delay, upload_s=delay, edge_s=delay,
                          hosted=T([[True, True, True, False]]), served=T([[True, True, False, False]]),
                          timed_out=T([[False, False, True, False]]), delay_s=delay,
-                         energy_j=T([[1.0, 2.0, 3.0, 0.0]]), privacy=T([[0.5, 0.5, 1.0, 0.0]]))
+                         energy_j=T([[1.0, 2.0, 3.0, 0.0]]), privacy=T([[0.5, 0.5, 1.0, 0.0]]),
+                         failure_charge=T([[10.0, 20.0, 40.0, 80.0]]))
     m = slot_metrics(out, T([[0.0, 0.5, 1.0, 1.0]]), CostConfig(mu1=5.0, mu2=5.0, delay_limit_s=3.0))
     assert m["delay_s"].item() == pytest.approx(16.5)
     assert m["deadline_miss_rate"].item() == pytest.approx(0.75)
@@ -97,6 +98,38 @@ def test_slot_metrics_by_hand():
     assert m["user_cost"].item() == pytest.approx(5 * 0.5 + 5 * 1.5)
     assert m["served_user_cost"].item() == pytest.approx((5 * 1.0 + 5 * 3.0) / 2)   # served users only
     assert m["split_depth"].item() == pytest.approx(0.625)
+    assert m["charged_cost"].item() == pytest.approx((5 * 1.5 + 5 * 2.5 + 40.0 + 80.0) / 4)   # failures: C^fail
+
+
+def test_the_failure_charge_by_hand():
+    # C^fail = μ1 · 1.25 · 1 · 2 · 0.12 + μ2 · (1e-10 · 2 · (2e9 + 1e9) + 2 · 30) = 5 · 0.3 + 5 · 60.6
+    out = _outcome(uplink_bps=1.6e4, hosted=True)
+    assert out.failure_charge.item() == pytest.approx(1.5 + 303.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_no_served_outcome_costs_more_than_failing_is_charged(seed):
+    """Over random servers, splits and shares (shares down to 1e-4, so slow but served outcomes occur), every
+    served request costs at most its C^fail: a policy that fails more never looks cheaper in charged_cost."""
+    cfg = EnvConfig(num_servers=3, num_users=40, services_per_model=2, slots_per_episode=4, delta_t=2,
+                    capacity=CapacityConfig(server_storage_bytes=(1e12, 1e12)))
+    env = EdgeEnv(cfg, ServiceCatalog.from_profiles(synthetic_zoo(), 2), num_envs=2, seed=seed)
+    env.reset()
+    gen = torch.Generator().manual_seed(seed)
+    B, J, K, I, Z = env.dims
+    env.deploy(torch.ones(B, J, I, dtype=torch.bool))      # every model everywhere: every request can be served
+    obs = env.user_observation()
+    worst_ratio = 0.0
+    for scale in (1.0, 1e-1, 1e-2, 1e-3, 1e-4):
+        server = torch.multinomial(obs.server_mask.reshape(-1, J).float(), 1, generator=gen).view(B, K)
+        split = torch.multinomial(obs.split_mask.reshape(-1, Z).float(), 1, generator=gen).view(B, K)
+        out = env.outcome(server, split, torch.rand(B, J, K, generator=gen) * scale,
+                          torch.rand(B, J, K, generator=gen) * scale)
+        spent = cfg.cost.mu1 * out.privacy + cfg.cost.mu2 * out.energy_j
+        assert out.served.any()
+        assert (spent[out.served] <= out.failure_charge[out.served] * (1 + 1e-6)).all()
+        worst_ratio = max(worst_ratio, float((spent / out.failure_charge)[out.served].max()))
+    assert worst_ratio > 0.05        # the bound is not vacuous: some served requests come near it
 
 
 def test_delay_quantiles_match_numpy():

@@ -12,7 +12,7 @@ from common.files import atomic_open
 # Columns of metrics.csv, in order (every iteration writes all of them).
 CSV_COLUMNS = ("iteration", "env_slots", "wall_s", "lambda", "delay_s", "delay_median_s", "delay_p95_s",
                "deadline_miss_rate", "success_rate", "timeout_rate", "cache_miss_rate", "user_cost", "energy_j",
-               "privacy_cost", "served_user_cost", "split_depth", "user_reward", "dep_reward", "alloc_reward",
+               "privacy_cost", "served_user_cost", "charged_cost", "split_depth", "user_reward", "dep_reward", "alloc_reward",
                "user_loss", "user_value_loss", "user_entropy", "user_approx_kl", "user_clip_frac",
                "alloc_loss", "alloc_value_loss", "alloc_entropy", "alloc_clip_frac", "dep_loss", "dep_value_loss",
                "dep_entropy", "dep_approx_kl", "dep_clip_frac", "rollout_s", "update_s", "user_update_s", "alloc_update_s", "dep_update_s",
@@ -21,7 +21,8 @@ CSV_COLUMNS = ("iteration", "env_slots", "wall_s", "lambda", "delay_s", "delay_m
 # (panel title, [(column, label)], draw the τ̄ line)
 CURVES = (
     ("Mean delay per user (s)", [("delay_s", "delay")], True),
-    ("User cost, eq. 12", [("user_cost", "all users"), ("served_user_cost", "per served user")], False),
+    ("User cost, eq. 12", [("user_cost", "all users"), ("served_user_cost", "per served user"),
+                           ("charged_cost", "failures charged C^fail")], False),
     ("Energy (J) and privacy cost", [("energy_j", "energy"), ("privacy_cost", "privacy")], False),
     ("Service success rate", [("success_rate", "success")], False),
     ("Lagrange multiplier λ", [("lambda", "λ")], False),

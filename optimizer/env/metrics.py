@@ -33,6 +33,8 @@ SLOT_METRICS = (
     Metric("privacy_cost", "privacy", "C̄^priv, eq. 11: mean C^priv_k over all requests, time-outs charged, misses 0"),
     Metric("user_cost", "user cost", "Cost(t), eq. 12: μ1 C̄^priv + μ2 ē"),
     Metric("served_user_cost", "cost/served", "eq. 12 averaged over served users only (slots with none left out)"),
+    Metric("charged_cost", "cost, fails charged",
+           "eq. 12 per request with each failure charged C^fail, the most any served outcome of it can cost"),
     Metric("split_depth", "z/L", "mean relative split depth z_k / L_i of the requested model (0 edge, 1 device)"),
 )
 EPISODE_METRICS = (
@@ -64,6 +66,8 @@ def slot_metrics(out: sm.UserOutcome, split_depth: torch.Tensor, cost: CostConfi
         "privacy_cost": mean_priv,
         "user_cost": sm.system_cost(mean_priv, mean_energy, cost),
         "served_user_cost": torch.where(n_served > 0, served_cost, torch.full_like(served_cost, torch.nan)),
+        "charged_cost": torch.where(served, cost.mu1 * out.privacy + cost.mu2 * out.energy_j,
+                                    out.failure_charge).mean(-1),
         "split_depth": split_depth.float().mean(-1),
     }
 

@@ -153,6 +153,21 @@ class UserOutcome:
     delay_s: torch.Tensor         # τ_k, eq. 5: τ^succ if served, else τ_fail
     energy_j: torch.Tensor        # e_k, eq. 8 (0 for a miss)
     privacy: torch.Tensor         # C^priv_k, eq. 10 (0 for a miss)
+    failure_charge: torch.Tensor  # C^fail_k: no served outcome of this request costs more (:func:`failure_charge`)
+
+
+def failure_charge(privacy_pref: torch.Tensor, input_batch: torch.Tensor, raw_input_bytes: torch.Tensor,
+                   model_work: torch.Tensor, energy_j_per_flop: torch.Tensor, user_power_w: torch.Tensor,
+                   cost: CostConfig, tau_fail_s: float) -> torch.Tensor:
+    """C^fail_k = μ1 C^priv(Lea = 1) + μ2 (ε D^in Ω + P_k τ_fail), Ω = Ω^U(z) + Ω^E(z) the whole model.
+
+    An upper bound on μ1 C^priv_k + μ2 e_k of every *served* outcome of the request, whatever its server,
+    split and shares: Lea ≤ 1 (eq. 10), Ω^U(z) ≤ Ω (eq. 6) and τ^U2E ≤ τ^succ ≤ τ_fail (eq. 7). Charging a
+    failed request C^fail therefore never makes failing look cheaper than serving.
+    """
+    worst_privacy = privacy_cost(privacy_pref, torch.ones_like(input_batch), input_batch, raw_input_bytes, cost)
+    worst_energy = compute_energy_j(energy_j_per_flop, input_batch, model_work) + upload_energy_j(user_power_w, tau_fail_s)
+    return cost.mu1 * worst_privacy + cost.mu2 * worst_energy
 
 
 def user_outcome(*, input_batch: torch.Tensor, download_bytes: torch.Tensor, device_work: torch.Tensor,
@@ -174,6 +189,9 @@ def user_outcome(*, input_batch: torch.Tensor, download_bytes: torch.Tensor, dev
         + upload_energy_j(user_power_w, t_up.clamp_max(tau_fail_s))              # eq. 6–8
     privacy = privacy_cost(privacy_pref, leakage, input_batch, raw_input_bytes, cost)     # eq. 10
     zero = torch.zeros_like(energy)
+    charge = failure_charge(privacy_pref, input_batch, raw_input_bytes, device_work + server_work,
+                            energy_j_per_flop, user_power_w, cost, tau_fail_s)
     return UserOutcome(download_s=t_down, local_s=t_local, upload_s=t_up, edge_s=t_edge, hosted=hosted,
                        served=served, timed_out=timed_out, delay_s=delay,
-                       energy_j=torch.where(hosted, energy, zero), privacy=torch.where(hosted, privacy, zero))
+                       energy_j=torch.where(hosted, energy, zero), privacy=torch.where(hosted, privacy, zero),
+                       failure_charge=charge)
