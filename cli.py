@@ -65,10 +65,11 @@ def _register() -> None:
     from inversion.commands import leakage
     from inversion.sets_commands import leakage_sets_command
     from optimizer.commands import evaluate
+    from optimizer.sweep_commands import sweep
     from optimizer.train_commands import train
     from profiler.commands import profile, zoo
 
-    for command in (zoo, profile, leakage, leakage_sets_command, evaluate, train):
+    for command in (zoo, profile, leakage, leakage_sets_command, evaluate, train, sweep):
         main.add_command(command)
 
 

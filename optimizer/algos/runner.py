@@ -59,14 +59,14 @@ class RunResult:
     saved_iteration: int = 0        # the iteration its checkpoint holds
 
 
-class _DeferredInterrupt:
+class DeferredInterrupt:
     """First SIGINT sets a flag (the loop stops at the next iteration boundary); the second aborts."""
 
     def __init__(self) -> None:
         self.requested = False
         self._previous = None
 
-    def __enter__(self) -> "_DeferredInterrupt":
+    def __enter__(self) -> "DeferredInterrupt":
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
@@ -219,7 +219,7 @@ def train_group(cfgs: list[TrainConfig], env_cfg: EnvConfig, profiles: str, run_
     bar = tqdm(total=total, initial=sum(r.trainer.iteration for r in runs), desc=first.cfg.algo, file=sys.stderr,
                disable=not progress, dynamic_ncols=True, unit="it")
     try:
-        with _DeferredInterrupt() as interrupt:
+        with DeferredInterrupt() as interrupt:
             while not interrupted and any(r.running for r in runs):
                 for run in [r for r in runs if r.running]:
                     if interrupt.requested:

@@ -1,0 +1,107 @@
+"""``cli.py sweep``: every experiment of the paper by one command. Parse, plan, run, record."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from common.files import check_writable
+from common.limits import SEED_MAX
+from common.threads import available_cpus
+from optimizer.algos.group import parse_seeds
+from optimizer.algos.runner import SYNTHETIC, load_catalog
+from optimizer.sweep.engines import run_local
+from optimizer.sweep.folder import SweepFolder, git_commit
+from optimizer.sweep.spec import load_spec
+from optimizer.sweep.trial import trials_of
+from optimizer.train_commands import build_configs
+from profiler.table import follow_profile_folder
+
+#: Seconds per training iteration of one run at the default setting on one core of these machines
+#: (BENCHMARKS "Speed", 0.45–0.59 s); the plan's estimate scales it by nothing else, and says so.
+ITERATION_S = 0.5
+#: Seconds per evaluation episode of one policy (200 slots, 5 copies side by side; a calibrated heuristic
+#: plays about 7× its episodes while tuning λ).
+EPISODE_S = 2.0
+
+
+@click.command("sweep")
+@click.argument("spec_name", metavar="SPEC")
+@click.option("--out", default=None, metavar="DIR", help="Sweep folder [results/sweeps/SPEC]; a rerun continues it.")
+@click.option("--engine", type=click.Choice(["local"]), default="local", show_default=True,
+              help="local: a pool of worker processes on this machine.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help=f"Trials at a time, one torch thread each [the CPUs this process may use: {available_cpus()}].")
+@click.option("--profiles", default="data/profiles", show_default=True, help="Profile tables of every setting.")
+@click.option("--synthetic-profiles", is_flag=True, help="The built-in SYNTHETIC tables (plumbing checks only).")
+@click.option("--iterations", type=click.IntRange(min=1), default=None, help="Training budget per run [the spec's].")
+@click.option("--seeds", default=None, metavar="LIST", help="Seeds of every learner, e.g. 0-2 [the spec's].")
+@click.option("--eval-episodes", type=click.IntRange(min=1), default=None, help="Evaluation episodes [the spec's].")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="A fixed override of every setting.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and stop.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sweep(spec_name, out, engine, workers, profiles, synthetic_profiles, iterations, seeds, eval_episodes, overrides,
+          dry_run, quiet):
+    """Run the sweep SPEC: a bundled figure (fig4 … fig14) or a YAML file; see docs/sweeps.md."""
+    spec = load_spec(spec_name)
+    changes = {"iterations": iterations, "eval_episodes": eval_episodes,
+               "seeds": parse_seeds(seeds, SEED_MAX) if seeds else None,
+               "set": list(spec.set) + list(overrides) if overrides else None}
+    spec = replace(spec, **{k: v for k, v in changes.items() if v is not None})
+    trials = trials_of(spec)
+    for setting in spec.settings():          # every setting's config is checked before anything runs
+        build_configs(setting.overrides, spec.preset)
+    workers = workers or available_cpus()
+    if synthetic_profiles:
+        source = SYNTHETIC
+    else:
+        source, note = follow_profile_folder(profiles)
+        if note:
+            click.echo(note, err=True)
+    load_catalog(source, build_configs(spec.settings()[0].overrides, spec.preset)[1])   # the tables read
+    out = out or f"results/sweeps/{spec.name}"
+    folder = SweepFolder(out)
+    todo = [t for t in trials if not folder.finished(t)]
+    learner_s = len(spec.seeds) * (spec.iterations * ITERATION_S + spec.eval_episodes * EPISODE_S)
+    core_s = sum(learner_s if t.learns else 7 * spec.eval_episodes * EPISODE_S for t in todo)
+    click.echo(f"{spec.name}: {len(spec.settings())} settings × ({len(spec.algorithms)} algorithms × "
+               f"{len(spec.seeds)} seeds + {len(spec.heuristics)} heuristics) = {len(trials)} trials, "
+               f"{len(trials) - len(todo)} done; the rest ≈ {core_s / 3600:.1f} core-hours, ≈ "
+               f"{core_s / 3600 / min(workers, max(len(todo), 1)):.1f} h on {workers} workers at {ITERATION_S} s "
+               f"per iteration (the default setting's pace; larger settings take longer)", err=True)
+    if dry_run:
+        return
+    check_writable(out, "--out", folder=True)
+    folder.open(spec, source)
+    commit = git_commit(Path(__file__).resolve().parent)      # of the code that runs these trials
+    bar = tqdm(total=len(trials), initial=len(trials) - len(todo), desc=spec.name, unit="trial",
+               disable=quiet, dynamic_ncols=True)
+    failures = []
+
+    def on_outcome(trial, outcome):
+        outcome.extra["commit"] = commit
+        folder.record(trial, outcome)
+        if outcome.status == "done":
+            bar.update(1)
+            folder.write_csv(spec, trials)
+        elif outcome.status == "failed":
+            failures.append(trial.key)
+            tqdm.write(f"failed: {trial.key}: {outcome.error}")
+
+    try:
+        interrupted = run_local(spec, todo, folder.root, source, workers, on_outcome)
+    finally:
+        bar.close()
+    folder.write_csv(spec, trials)
+    finished = sum(folder.finished(t) for t in trials)
+    click.echo(f"{out}: {finished} of {len(trials)} trials done"
+               + (f", {len(failures)} failed (recorded in {out}/trials; a rerun tries them again)" if failures else ""))
+    if interrupted:
+        click.echo(f"interrupted: rerun the same command to continue {out}", err=True)
+        raise SystemExit(130)
+    if failures:
+        raise SystemExit(1)
+
