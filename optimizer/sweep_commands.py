@@ -68,7 +68,8 @@ def sweep(spec_name, out, engine, workers, profiles, synthetic_profiles, iterati
     learner_s = len(spec.seeds) * (spec.iterations * ITERATION_S + spec.eval_episodes * EPISODE_S)
     core_s = sum(learner_s if t.learns else 7 * spec.eval_episodes * EPISODE_S for t in todo)
     click.echo(f"{spec.name}: {len(spec.settings())} settings × ({len(spec.algorithms)} algorithms × "
-               f"{len(spec.seeds)} seeds + {len(spec.heuristics)} heuristics) = {len(trials)} trials, "
+               f"{len(spec.seeds)} seeds + {len(spec.heuristics)} heuristics{' + the room' if spec.room else ''}) = "
+               f"{len(trials)} trials, "
                f"{len(trials) - len(todo)} done; the rest ≈ {core_s / 3600:.1f} core-hours, ≈ "
                f"{core_s / 3600 / min(workers, max(len(todo), 1)):.1f} h on {workers} workers at {ITERATION_S} s "
                f"per iteration (the default setting's pace; larger settings take longer)", err=True)

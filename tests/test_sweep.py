@@ -23,7 +23,7 @@ TINY = ["env.num_servers=2", "env.num_users=3", "env.slots_per_episode=6", "env.
 def _spec(tmp_path: Path, **fields) -> Path:
     data = {"name": "tiny", "axes": [{"name": "tau_bar_s", "keys": ["env.cost.delay_limit_s"], "values": [2.0, 4.0]}],
             "algorithms": ["hc-mappo-l"], "heuristics": ["greedy"], "seeds": [0, 1], "iterations": 2,
-            "eval_episodes": 2, "set": TINY + ["rollout_slots=2"], **fields}
+            "eval_episodes": 2, "set": TINY + ["rollout_slots=2"], "room": False, **fields}
     path = tmp_path / "tiny.yaml"
     path.write_text(json.dumps(data))          # JSON is YAML
     return path

@@ -22,7 +22,7 @@ from typing import Any
 from common.errors import UserInputError
 from common.files import atomic_open
 from optimizer.sweep.spec import SweepSpec
-from optimizer.sweep.trial import Trial, TrialOutcome
+from optimizer.sweep.trial import Trial, TrialOutcome, kind_of
 
 SWEEP_FILE = "sweep.json"
 CSV_NAME = "results.csv"
@@ -91,7 +91,7 @@ class SweepFolder:
             if outcome is None or outcome.status != "done":
                 continue
             fixed = {"sweep": spec.name, "setting": trial.setting.slug, "policy": trial.policy,
-                     "kind": "learner" if trial.learns else "heuristic",
+                     "kind": kind_of(trial),
                      "iterations": spec.iterations if trial.learns else 0,
                      "commit": outcome.extra.get("commit", "unknown"),
                      **{a: json.dumps(v) if isinstance(v, (list, tuple)) else v

@@ -10,6 +10,7 @@ A spec is a YAML file (bundled: ``optimizer/sweep/specs/fig4.yaml`` … ``fig14.
         values: [2.0, 2.5, 3.0, 3.5, 4.0]   # with several keys, each value lists one value per key
     algorithms: [hc-mappo-l, h-mappo]       # trained per setting, every seed
     heuristics: [lagrangian, greedy]        # evaluated per setting (λ re-tuned on its own calibration episodes)
+    room: true                              # and the hindsight reference of each setting (optimizer/sweep/room.py)
     seeds: [0, 1, 2]
     iterations: 1000
     eval_episodes: 10
@@ -67,6 +68,7 @@ class SweepSpec:
     axes: list[Axis] = field(default_factory=list)
     algorithms: list[str] = field(default_factory=list)
     heuristics: list[str] = field(default_factory=list)
+    room: bool = True                 # add the hindsight reference to every setting (:mod:`.room`)
     seeds: list[int] = field(default_factory=lambda: [0, 1])
     iterations: int = 1000
     eval_episodes: int = 10

@@ -25,6 +25,7 @@ from optimizer.algos.trained import load_policies
 from optimizer.env import EdgeEnv
 from optimizer.env.metrics import METRIC_NAMES
 from optimizer.evaluate import EvalResult, evaluate_baseline, run_episodes
+from optimizer.sweep.room import ROOM, room_reference
 from optimizer.sweep.spec import Setting, SweepSpec
 from optimizer.train_commands import build_configs
 
@@ -52,8 +53,13 @@ class TrialOutcome:
 
 
 def trials_of(spec: SweepSpec) -> list[Trial]:
-    return [Trial(s, p, learns) for s in spec.settings()
-            for p, learns in [(a, True) for a in spec.algorithms] + [(h, False) for h in spec.heuristics]]
+    policies = [(a, True) for a in spec.algorithms] + [(h, False) for h in spec.heuristics]
+    policies += [(ROOM, False)] if spec.room else []
+    return [Trial(s, p, learns) for s in spec.settings() for p, learns in policies]
+
+
+def kind_of(trial: Trial) -> str:
+    return "learner" if trial.learns else "reference" if trial.policy == ROOM else "heuristic"
 
 
 def run_trial(spec: SweepSpec, trial: Trial, sweep_dir: str | Path, profiles: str) -> TrialOutcome:
@@ -78,6 +84,11 @@ def _run(spec: SweepSpec, trial: Trial, sweep_dir: Path, profiles: str, stop: De
     catalog = load_catalog(profiles, env_cfg)
     env = EdgeEnv(env_cfg, catalog, num_envs=min(spec.eval_episodes, EVAL_COPIES), seed=0)
     outcome = TrialOutcome("done")
+    if trial.policy == ROOM:
+        result = room_reference(env, spec.eval_episodes, spec.eval_seed)
+        outcome.rows = _rows(result, seed=None)
+        outcome.extra = {"lambda": result.extra["lambda"], "reference": result.extra["reference"]}
+        return outcome
     if not trial.learns:
         result = evaluate_baseline(trial.policy, env, spec.eval_episodes, spec.eval_seed)
         outcome.rows = _rows(result, seed=None)
