@@ -65,11 +65,11 @@ def _register() -> None:
     from inversion.commands import leakage
     from inversion.sets_commands import leakage_sets_command
     from optimizer.commands import evaluate
-    from optimizer.sweep_commands import sweep
+    from optimizer.sweep_commands import sweep, sweep_report
     from optimizer.train_commands import train
     from profiler.commands import profile, zoo
 
-    for command in (zoo, profile, leakage, leakage_sets_command, evaluate, train, sweep):
+    for command in (zoo, profile, leakage, leakage_sets_command, evaluate, train, sweep, sweep_report):
         main.add_command(command)
 
 

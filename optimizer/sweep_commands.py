@@ -106,3 +106,13 @@ def sweep(spec_name, out, engine, workers, profiles, synthetic_profiles, iterati
     if failures:
         raise SystemExit(1)
 
+
+
+@click.command("sweep-report")
+@click.argument("folder", metavar="DIR")
+def sweep_report(folder):
+    """Figure, tables, the room and the paper's claims of the sweep in DIR (report.md, report.png)."""
+    from optimizer.sweep.report import write_report
+
+    md, png = write_report(folder)
+    click.echo(f"wrote {md} and {png}")

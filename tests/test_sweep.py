@@ -155,3 +155,40 @@ def test_ctrl_c_stops_a_sweep_with_130_and_a_rerun_finishes_it_as_if_uninterrupt
     assert rerun.returncode == 0, rerun.stderr
     keep = lambda rows: sorted((r["policy"], r["seed"], r["metric"], r["value"]) for r in rows)   # noqa: E731
     assert keep(_csv(out)) == keep(_csv(tmp_path / "ref"))
+
+
+def test_the_report_shows_every_setting_the_room_and_the_claims(tmp_path):
+    from cli import main
+
+    out = tmp_path / "sweep"
+    spec = _spec(tmp_path, room=True, seeds=[0, 1], heuristics=["greedy", "edge-only"], iterations=1,
+                 claims=["HC-MAPPO-L is cheapest"])
+    done = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(out), "--profiles", FIXTURES, "--workers", "2",
+                                     "--quiet"])
+    assert done.exit_code == 0, done.output
+    report = CliRunner().invoke(main, ["sweep-report", str(out)])
+    assert report.exit_code == 0, report.output
+    text = (out / "report.md").read_text()
+    assert text.count("## tau_bar_s ") == 2 and "(τ̄ = 2 s)" in text and "(τ̄ = 4 s)" in text
+    assert text.count("Room: the hindsight reference lies") == 2
+    assert "- paper: HC-MAPPO-L is cheapest" in text and "| greedy | 2 |" in text and "(n = 2)" in text
+    assert (out / "report.png").stat().st_size > 10_000
+    missing = CliRunner().invoke(main, ["sweep-report", str(tmp_path)])
+    assert missing.exit_code == 2 and "not a sweep folder" in missing.output
+
+
+def test_few_seed_statistics_against_hand_values():
+    import numpy as np
+
+    from optimizer.sweep.stats import probability_of_improvement, relative_difference
+
+    a = [np.array([90.0, 110.0]), np.array([45.0, 55.0])]
+    b = [np.array([200.0]), np.array([50.0])]                       # a heuristic: one value per setting
+    diff = relative_difference(a, b)
+    assert diff.value == pytest.approx(((100 - 200) / 200 + (50 - 50) / 50) / 2)    # −25 %
+    assert diff.low <= diff.value <= diff.high and diff.n == 2
+    assert diff.low == pytest.approx((90 / 200 - 1 + 45 / 50 - 1) / 2)           # both settings' lower seeds
+    p = probability_of_improvement(a, b)
+    assert p.value == pytest.approx((1.0 + 0.5) / 2)                              # setting 2: one below, one above
+    same = probability_of_improvement([np.array([1.0, 1.0])], [np.array([1.0, 1.0])])
+    assert same.value == 0.5 and same.low == same.high == 0.5

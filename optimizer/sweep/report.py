@@ -1,0 +1,218 @@
+"""``sweep-report``: a sweep folder's results as one figure, one markdown table per setting, the room each
+setting leaves, and the paper's claims beside what was measured.
+
+Headline: ``charged_cost`` (failures charged, README "Metrics"), lower is better. Learners: the mean over
+seeds with its 95 % interval (Student's t over seeds) and the seeds as points; heuristics and the room
+reference: their mean over the evaluation episodes with its 95 % interval over episodes. **The room** of a
+setting is how far the hindsight reference lies below the best heuristic, in per cent of that heuristic; a
+setting with less room than its learners' own spread cannot rank them, and the report says so instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from common.errors import UserInputError
+from common.files import atomic_open
+from optimizer.env.metrics import METRICS
+from optimizer.sweep.folder import CSV_NAME, SWEEP_FILE
+from optimizer.sweep.room import ROOM
+from optimizer.sweep.spec import parse_spec
+from optimizer.sweep.stats import probability_of_improvement, relative_difference
+from optimizer.train_commands import build_configs
+
+HEADLINE = "charged_cost"
+PANELS = ("charged_cost", "delay_s", "delay_p95_s", "energy_j", "privacy_cost", "success_rate")
+TABLE = ("charged_cost", "user_cost", "delay_s", "delay_p95_s", "success_rate")
+FOCUS = "hc-mappo-l"
+#: Below this much room (per cent of the best heuristic's headline cost) a setting cannot rank learners.
+MIN_ROOM = 0.02
+
+
+@dataclass
+class Cell:
+    """One policy in one setting: per-seed values (learners) or one value with its CI over episodes."""
+    kind: str
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    ci95: dict[str, float] = field(default_factory=dict)
+
+    def mean(self, metric: str) -> float:
+        return float(np.mean(self.values[metric])) if metric in self.values else math.nan
+
+    def half_width(self, metric: str) -> float:
+        v = self.values.get(metric)
+        if v is None:
+            return math.nan
+        if len(v) > 1:
+            return float(scipy_stats.t.ppf(0.975, len(v) - 1) * np.std(v, ddof=1) / math.sqrt(len(v)))
+        return self.ci95.get(metric, math.nan)
+
+
+@dataclass
+class SweepResults:
+    spec: object
+    settings: list[str]
+    labels: dict[str, str]             # setting → axis values as text
+    limits: dict[str, float]           # setting → τ̄
+    cells: dict[str, dict[str, Cell]]  # setting → policy → cell
+
+
+def load_results(folder: str | Path) -> SweepResults:
+    root = Path(folder)
+    if not (root / SWEEP_FILE).is_file() or not (root / CSV_NAME).is_file():
+        raise UserInputError(f"{root}: not a sweep folder with results (run `cli.py sweep` first)")
+    spec = parse_spec(json.loads((root / SWEEP_FILE).read_text())["spec"], str(root / SWEEP_FILE))
+    by_slug = {s.slug: s for s in spec.settings()}
+    cells: dict[str, dict[str, Cell]] = {}
+    with open(root / CSV_NAME, newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row["value"] == "":
+                continue
+            cell = cells.setdefault(row["setting"], {}).setdefault(row["policy"], Cell(row["kind"]))
+            metric = row["metric"]
+            cell.values[metric] = np.append(cell.values.get(metric, np.array([])), float(row["value"]))
+            if row["ci95"]:
+                cell.ci95[metric] = float(row["ci95"])
+    settings = [slug for slug in by_slug if slug in cells]
+    labels = {slug: ", ".join(f"{k} {_text(v)}" for k, v in by_slug[slug].values.items()) or "default"
+              for slug in settings}
+    limits = {slug: build_configs(by_slug[slug].overrides, spec.preset)[1].cost.delay_limit_s for slug in settings}
+    return SweepResults(spec, settings, labels, limits, cells)
+
+
+def _text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "–".join(_text(v) for v in value)
+    if isinstance(value, float) and abs(value) >= 1e6:
+        return f"{value / 1e9:g}G"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def room_of(cells: dict[str, Cell]) -> float:
+    """(best heuristic − reference) / best heuristic on the headline; NaN without both."""
+    heuristics = [c.mean(HEADLINE) for c in cells.values() if c.kind == "heuristic"]
+    if ROOM not in cells or not heuristics:
+        return math.nan
+    best = min(heuristics)
+    return (best - cells[ROOM].mean(HEADLINE)) / best
+
+
+def markdown(results: SweepResults) -> str:
+    spec = results.spec
+    lines = [f"# {spec.title or spec.name}", "",
+             f"Budget: {spec.iterations} iterations per run, seeds {', '.join(map(str, spec.seeds))}, "
+             f"{spec.eval_episodes} evaluation episodes per setting (seed {spec.eval_seed}). Headline: "
+             f"`{HEADLINE}` ({METRICS[HEADLINE].definition}); mean ± 95 % CI (over seeds for learners, over "
+             "episodes for heuristics and the reference). " + (spec.note or ""), ""]
+    for slug in results.settings:
+        cells, limit = results.cells[slug], results.limits[slug]
+        room = room_of(cells)
+        lines += [f"## {results.labels[slug]} (τ̄ = {limit:g} s)", "",
+                  "| policy | kind | " + " | ".join(METRICS[m].title for m in TABLE) + " | meets τ̄ |",
+                  "|---" * (len(TABLE) + 3) + "|"]
+        order = sorted(cells, key=lambda p: cells[p].mean(HEADLINE))
+        for policy in order:
+            cell = cells[policy]
+            n = len(cell.values.get(HEADLINE, []))
+            kind = f"{cell.kind} ({n} seeds)" if cell.kind == "learner" else cell.kind
+            meets = "yes" if cell.mean("delay_s") <= limit else "NO"
+            lines.append(f"| {policy} | {kind} | " + " | ".join(_cell(cell, m) for m in TABLE) + f" | {meets} |")
+        if math.isfinite(room):
+            spread = max([c.half_width(HEADLINE) / c.mean(HEADLINE) for c in cells.values()
+                          if c.kind == "learner" and math.isfinite(c.half_width(HEADLINE))], default=0.0)
+            verdict = (f"less than {100 * max(MIN_ROOM, spread):.0f} % (the learners' own 95 % spread, at least "
+                       f"{100 * MIN_ROOM:.0f} %): this setting cannot rank learners" if room < max(MIN_ROOM, spread)
+                       else "room to rank learners")
+            lines += ["", f"Room: the hindsight reference lies {100 * room:.1f} % below the best heuristic; {verdict}."]
+        lines.append("")
+    lines += claims_table(results)
+    return "\n".join(lines) + "\n"
+
+
+def _cell(cell: Cell, metric: str) -> str:
+    mean, half = cell.mean(metric), cell.half_width(metric)
+    if not math.isfinite(mean):
+        return "n/a"
+    return f"{mean:.4g} ± {half:.2g}" if math.isfinite(half) else f"{mean:.4g}"
+
+
+def claims_table(results: SweepResults) -> list[str]:
+    """The spec's claims as the paper words them, then what was measured for HC-MAPPO-L against each other
+    policy over every setting: relative headline difference and probability of improvement."""
+    lines = ["## Paper claims / we measure", ""]
+    lines += [f"- paper: {claim}" for claim in results.spec.claims] + [""]
+    present = [s for s in results.settings if FOCUS in results.cells[s]]
+    if not present:
+        return lines + [f"(no {FOCUS} results yet)", ""]
+    others = sorted({p for s in present for p in results.cells[s]} - {FOCUS})
+    lines += [f"| {FOCUS} against | settings | {HEADLINE}: relative difference, 95 % bootstrap CI | "
+              "P(improvement) | its settings meeting τ̄ |", "|---|---|---|---|---|"]
+    for other in others:
+        both = [s for s in present if other in results.cells[s]]
+        a = [results.cells[s][FOCUS].values[HEADLINE] for s in both]
+        b = [results.cells[s][other].values[HEADLINE] for s in both]
+        meets = sum(results.cells[s][other].mean("delay_s") <= results.limits[s] for s in both)
+        label = f"{other} (reference)" if other == ROOM else other
+        lines.append(f"| {label} | {len(both)} | {relative_difference(a, b).text(percent=True)} | "
+                     f"{probability_of_improvement(a, b).text()} | {meets} of {len(both)} |")
+    meets = sum(results.cells[s][FOCUS].mean("delay_s") <= results.limits[s] for s in present)
+    lines += ["", f"{FOCUS} meets τ̄ in {meets} of {len(present)} settings.", ""]
+    return lines
+
+
+def figure(results: SweepResults, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.arange(len(results.settings))
+    policies = sorted({p for s in results.settings for p in results.cells[s]})
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7.5))
+    for ax, metric in zip(axes.flat, PANELS):
+        for index, policy in enumerate(policies):
+            have = [i for i, s in enumerate(results.settings) if policy in results.cells[s]]
+            cells = [results.cells[results.settings[i]][policy] for i in have]
+            means = np.array([c.mean(metric) for c in cells])
+            half = np.array([c.half_width(metric) for c in cells])
+            kind = cells[0].kind if cells else "heuristic"
+            if kind == "reference":
+                ax.fill_between(np.array(have, float), means - np.nan_to_num(half), means + np.nan_to_num(half),
+                                color="0.7", alpha=0.5, label="room (hindsight reference)")
+                ax.plot(have, means, color="0.4", lw=1)
+                continue
+            style = dict(marker="o", lw=2) if kind == "learner" else dict(marker=".", lw=1, ls="--")
+            shift = (index - len(policies) / 2) * 0.02
+            ax.errorbar(np.array(have) + shift, means, yerr=np.nan_to_num(half), capsize=2, label=policy, **style)
+            if kind == "learner":
+                for i, c in zip(have, cells):
+                    ax.scatter(np.full(len(c.values[metric]), i + shift), c.values[metric], s=8, alpha=0.5,
+                               color=ax.lines[-1].get_color())
+        if metric.startswith("delay"):
+            ax.plot(x, [results.limits[s] for s in results.settings], color="red", ls=":", label="τ̄")
+        ax.set_title(METRICS[metric].title + (" (headline)" if metric == HEADLINE else ""), fontsize=9)
+        ax.set_xticks(x, [results.labels[s] for s in results.settings], fontsize=7, rotation=20)
+    axes.flat[0].legend(fontsize=7, ncol=2)
+    spec = results.spec
+    fig.suptitle(f"{spec.title or spec.name} — {spec.iterations} iterations, seeds {spec.seeds}", fontsize=10)
+    fig.tight_layout()
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=90)
+    plt.close(fig)
+
+
+def write_report(folder: str | Path) -> tuple[Path, Path]:
+    results = load_results(folder)
+    root = Path(folder)
+    md, png = root / "report.md", root / "report.png"
+    text = markdown(results).replace("\n\n\n", "\n\n")
+    with atomic_open(md) as fh:
+        fh.write(text + f"\n![{results.spec.name}](report.png)\n")
+    figure(results, png)
+    return md, png
