@@ -13,7 +13,7 @@ from common.limits import SEED_MAX
 from common.threads import available_cpus
 from optimizer.algos.group import parse_seeds
 from optimizer.algos.runner import SYNTHETIC, load_catalog
-from optimizer.sweep.engines import run_local
+from optimizer.sweep.engines import run_local, run_ray
 from optimizer.sweep.folder import SweepFolder, git_commit
 from optimizer.sweep.spec import load_spec
 from optimizer.sweep.trial import trials_of
@@ -31,8 +31,10 @@ EPISODE_S = 2.0
 @click.command("sweep")
 @click.argument("spec_name", metavar="SPEC")
 @click.option("--out", default=None, metavar="DIR", help="Sweep folder [results/sweeps/SPEC]; a rerun continues it.")
-@click.option("--engine", type=click.Choice(["local"]), default="local", show_default=True,
-              help="local: a pool of worker processes on this machine.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: a pool of worker processes on this machine; ray: Ray Tune (pip install -e '.[ray]').")
+@click.option("--address", default=None, metavar="HOST:PORT",
+              help="With --engine ray: join the cluster started by `ray start --head` (SWEEP on shared storage).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help=f"Trials at a time, one torch thread each [the CPUs this process may use: {available_cpus()}].")
 @click.option("--profiles", default="data/profiles", show_default=True, help="Profile tables of every setting.")
@@ -43,7 +45,7 @@ EPISODE_S = 2.0
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="A fixed override of every setting.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and stop.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def sweep(spec_name, out, engine, workers, profiles, synthetic_profiles, iterations, seeds, eval_episodes, overrides,
+def sweep(spec_name, out, engine, address, workers, profiles, synthetic_profiles, iterations, seeds, eval_episodes, overrides,
           dry_run, quiet):
     """Run the sweep SPEC: a bundled figure (fig4 … fig14) or a YAML file; see docs/sweeps.md."""
     spec = load_spec(spec_name)
@@ -82,9 +84,11 @@ def sweep(spec_name, out, engine, workers, profiles, synthetic_profiles, iterati
                disable=quiet, dynamic_ncols=True)
     failures = []
 
+    todo_keys = {t.key for t in todo}
+
     def on_outcome(trial, outcome):
-        outcome.extra["commit"] = commit
-        folder.record(trial, outcome)
+        if trial.key not in todo_keys:        # done before this run (the ray engine reports every trial)
+            return
         if outcome.status == "done":
             bar.update(1)
             folder.write_csv(spec, trials)
@@ -93,7 +97,10 @@ def sweep(spec_name, out, engine, workers, profiles, synthetic_profiles, iterati
             tqdm.write(f"failed: {trial.key}: {outcome.error}")
 
     try:
-        interrupted = run_local(spec, todo, folder.root, source, workers, on_outcome)
+        if engine == "ray":
+            interrupted = run_ray(spec, trials, folder.root, source, workers, commit, on_outcome, address)
+        else:
+            interrupted = run_local(spec, todo, folder.root, source, workers, commit, on_outcome)
     finally:
         bar.close()
     folder.write_csv(spec, trials)

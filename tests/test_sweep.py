@@ -192,3 +192,22 @@ def test_few_seed_statistics_against_hand_values():
     assert p.value == pytest.approx((1.0 + 0.5) / 2)                              # setting 2: one below, one above
     same = probability_of_improvement([np.array([1.0, 1.0])], [np.array([1.0, 1.0])])
     assert same.value == 0.5 and same.low == same.high == 0.5
+
+
+def test_the_ray_engine_runs_the_same_trials_to_the_same_numbers(tmp_path):
+    pytest.importorskip("ray")       # CI installs it (Makefile: '.[test,ray]')
+    from cli import main
+
+    spec = _spec(tmp_path, axes=[], seeds=[0], heuristics=["greedy"], iterations=1)
+    outs = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / engine
+        done = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(out), "--profiles", FIXTURES, "--workers",
+                                         "2", "--engine", engine, "--quiet"])
+        assert done.exit_code == 0, done.output
+        outs[engine] = sorted((r["policy"], r["seed"], r["metric"], r["value"]) for r in _csv(out))
+    assert len(outs["local"]) == 2 * 13 and outs["ray"] == outs["local"]
+    assert (tmp_path / "ray" / "ray" / "tune").is_dir()                  # Tune's own experiment state
+    again = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "ray"), "--profiles", FIXTURES,
+                                      "--engine", "ray", "--quiet"])
+    assert again.exit_code == 0 and "2 of 2 trials done" in again.output    # restored, nothing run again
