@@ -15,7 +15,7 @@ from optimizer.algos.group import parse_seeds
 from optimizer.algos.runner import SYNTHETIC, load_catalog
 from optimizer.sweep.engines import run_local, run_ray
 from optimizer.sweep.folder import SweepFolder, git_commit
-from optimizer.sweep.spec import load_spec
+from optimizer.sweep.spec import bundled_names, load_spec
 from optimizer.sweep.trial import trials_of
 from optimizer.train_commands import build_configs
 from profiler.table import follow_profile_folder
@@ -47,7 +47,24 @@ EPISODE_S = 2.0
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def sweep(spec_name, out, engine, address, workers, profiles, synthetic_profiles, iterations, seeds, eval_episodes, overrides,
           dry_run, quiet):
-    """Run the sweep SPEC: a bundled figure (fig4 … fig14) or a YAML file; see docs/sweeps.md."""
+    """Run the sweep SPEC: a bundled figure (fig4 … fig14; paper: all of them, each in its own folder) or a
+    YAML file; see docs/sweeps.md."""
+    names = bundled_names() if spec_name == "paper" else [spec_name]
+    failed = False
+    for name in names:
+        where = (f"{out}/{name}" if out else None) if spec_name == "paper" else out
+        code = _run_spec(name, where, engine, address, workers, profiles, synthetic_profiles, iterations, seeds,
+                         eval_episodes, overrides, dry_run, quiet)
+        if code == 130:
+            raise SystemExit(130)
+        failed = failed or code == 1
+    if failed:
+        raise SystemExit(1)
+
+
+def _run_spec(spec_name, out, engine, address, workers, profiles, synthetic_profiles, iterations, seeds, eval_episodes,
+              overrides, dry_run, quiet) -> int:
+    """One spec: plan, run, record; 0 done, 1 some trial failed, 130 interrupted."""
     spec = load_spec(spec_name)
     changes = {"iterations": iterations, "eval_episodes": eval_episodes,
                "seeds": parse_seeds(seeds, SEED_MAX) if seeds else None,
@@ -66,17 +83,19 @@ def sweep(spec_name, out, engine, address, workers, profiles, synthetic_profiles
     load_catalog(source, build_configs(spec.settings()[0].overrides, spec.preset)[1])   # the tables read
     out = out or f"results/sweeps/{spec.name}"
     folder = SweepFolder(out)
+    folder.check(spec, source)               # a folder of another sweep is refused before anything runs
     todo = [t for t in trials if not folder.finished(t)]
     learner_s = len(spec.seeds) * (spec.iterations * ITERATION_S + spec.eval_episodes * EPISODE_S)
     core_s = sum(learner_s if t.learns else 7 * spec.eval_episodes * EPISODE_S for t in todo)
-    click.echo(f"{spec.name}: {len(spec.settings())} settings × ({len(spec.algorithms)} algorithms × "
+    count = len(spec.settings())
+    click.echo(f"{spec.name}: {count} setting{'s' if count > 1 else ''} × ({len(spec.algorithms)} algorithms × "
                f"{len(spec.seeds)} seeds + {len(spec.heuristics)} heuristics{' + the room' if spec.room else ''}) = "
                f"{len(trials)} trials, "
                f"{len(trials) - len(todo)} done; the rest ≈ {core_s / 3600:.1f} core-hours, ≈ "
                f"{core_s / 3600 / min(workers, max(len(todo), 1)):.1f} h on {workers} workers at {ITERATION_S} s "
                f"per iteration (the default setting's pace; larger settings take longer)", err=True)
     if dry_run:
-        return
+        return 0
     check_writable(out, "--out", folder=True)
     folder.open(spec, source)
     commit = git_commit(Path(__file__).resolve().parent)      # of the code that runs these trials
@@ -109,9 +128,8 @@ def sweep(spec_name, out, engine, address, workers, profiles, synthetic_profiles
                + (f", {len(failures)} failed (recorded in {out}/trials; a rerun tries them again)" if failures else ""))
     if interrupted:
         click.echo(f"interrupted: rerun the same command to continue {out}", err=True)
-        raise SystemExit(130)
-    if failures:
-        raise SystemExit(1)
+        return 130
+    return 1 if failures else 0
 
 
 

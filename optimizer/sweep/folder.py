@@ -43,16 +43,26 @@ class SweepFolder:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
+    def check(self, spec: SweepSpec, profiles: str) -> dict[str, Any] | None:
+        """The folder's record if it holds this very sweep (same spec and tables), ``None`` if it holds none;
+        a one-line error if it holds another."""
+        path = self.root / SWEEP_FILE
+        if not path.is_file():
+            return None
+        record = json.loads(path.read_text())
+        wanted = {"spec": spec.to_dict(), "profiles": profiles}
+        if {k: record.get(k) for k in wanted} != wanted:
+            raise UserInputError(f"--out {self.root}: holds another sweep ({record['spec']['name']}, other "
+                                 "settings, budget or tables); pick another --out")
+        return record
+
     def open(self, spec: SweepSpec, profiles: str) -> dict[str, Any]:
         """Start the folder, or check that it holds this very sweep (same spec and tables) and continue it."""
+        record = self.check(spec, profiles)
+        if record is not None:
+            return record
         path = self.root / SWEEP_FILE
         wanted = {"spec": spec.to_dict(), "profiles": profiles}
-        if path.is_file():
-            record = json.loads(path.read_text())
-            if {k: record.get(k) for k in wanted} != wanted:
-                raise UserInputError(f"--out {self.root}: holds another sweep ({record['spec']['name']}, other "
-                                     "settings, budget or tables); pick another --out")
-            return record
         record = {**wanted, "commit": git_commit(Path(__file__).resolve().parent),
                   "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         self.root.mkdir(parents=True, exist_ok=True)
