@@ -220,7 +220,9 @@ def _write(out: Path, meta: dict, env_cfg: EnvConfig) -> None:
     summary = {}
     for policy in dict.fromkeys(r["policy"] for r in rows):
         mine = [r for r in rows if r["policy"] == policy]
-        summary[policy] = {m: _mean_ci([r[m] for r in mine]) for m in METRICS}
+        # a metric added after a row was written (charged_cost, 2026-12-03) is summarised over the rows that have it
+        summary[policy] = {m: _mean_ci([r[m] for r in mine if m in r]) if any(m in r for r in mine)
+                           else (math.nan, math.nan) for m in METRICS}
         summary[policy]["runs"] = len(mine)
         summary[policy]["seeds"] = [r["seed"] for r in mine]
         if policy in ALGORITHMS:
