@@ -23,6 +23,9 @@ from profiler.table import follow_profile_folder
 #: Seconds per training iteration of one run at the default setting on one core of these machines
 #: (BENCHMARKS "Speed", 0.45–0.59 s); the plan's estimate scales it by nothing else, and says so.
 ITERATION_S = 0.5
+#: Seconds of a run's first iteration beyond the others: the deployment's clone of the popularity heuristic
+#: (13–28 s measured, BENCHMARKS "Speed").
+WARM_START_S = 30.0
 #: Seconds per evaluation episode of one policy (200 slots, 5 copies side by side; a calibrated heuristic
 #: plays about 7× its episodes while tuning λ).
 EPISODE_S = 2.0
@@ -85,7 +88,7 @@ def _run_spec(spec_name, out, engine, address, workers, profiles, synthetic_prof
     folder = SweepFolder(out)
     folder.check(spec, source)               # a folder of another sweep is refused before anything runs
     todo = [t for t in trials if not folder.finished(t)]
-    learner_s = len(spec.seeds) * (spec.iterations * ITERATION_S + spec.eval_episodes * EPISODE_S)
+    learner_s = len(spec.seeds) * (spec.iterations * ITERATION_S + WARM_START_S + spec.eval_episodes * EPISODE_S)
     core_s = sum(learner_s if t.learns else 7 * spec.eval_episodes * EPISODE_S for t in todo)
     count = len(spec.settings())
     click.echo(f"{spec.name}: {count} setting{'s' if count > 1 else ''} × ({len(spec.algorithms)} algorithms × "
@@ -130,7 +133,6 @@ def _run_spec(spec_name, out, engine, address, workers, profiles, synthetic_prof
         click.echo(f"interrupted: rerun the same command to continue {out}", err=True)
         return 130
     return 1 if failures else 0
-
 
 
 @click.command("sweep-report")

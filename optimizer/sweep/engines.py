@@ -61,8 +61,10 @@ def run_local(spec: SweepSpec, trials: list[Trial], sweep_dir: Path, profiles: s
                 trial = running.pop(future)
                 try:
                     outcome = future.result()
-                except Exception as exc:      # the worker itself died (killed, out of memory)
-                    outcome = TrialOutcome("failed", error=f"worker process ended: {type(exc).__name__}: {exc}")
+                except Exception as exc:      # the worker itself died (killed, out of memory): record it here
+                    outcome = TrialOutcome("failed", error=f"worker process ended: {type(exc).__name__}: {exc}",
+                                           extra={"commit": commit})
+                    SweepFolder(sweep_dir).record(trial, outcome)
                 on_outcome(trial, outcome)
             if interrupt.requested:
                 pending.clear()
