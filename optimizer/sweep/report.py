@@ -163,7 +163,12 @@ def claims_table(results: SweepResults) -> list[str]:
         lines.append(f"| {label} | {len(both)} | {relative_difference(a, b).text(percent=True)} | "
                      f"{probability_of_improvement(a, b).text()} | {meets} of {len(both)} |")
     meets = sum(results.cells[s][FOCUS].mean("delay_s") <= results.limits[s] for s in present)
-    lines += ["", f"{FOCUS} meets τ̄ in {meets} of {len(present)} settings.", ""]
+    lines += ["", f"{FOCUS} meets τ̄ in {meets} of {len(present)} settings."]
+    seeds = min(len(results.cells[s][FOCUS].values[HEADLINE]) for s in present)
+    if seeds < 3:
+        lines.append(f"With {seeds} seed{'s' if seeds > 1 else ''} per setting a bootstrap can only reshuffle those "
+                     "seeds: its intervals show how far they disagree, not how far another seed could land.")
+    lines.append("")
     return lines
 
 
