@@ -32,12 +32,7 @@ SMALL = dict(hidden_user=16, hidden_deployment=16, hidden_allocation=16, embeddi
 TIMINGS = {"rollout_s", "update_s", "iteration_s", "env_slots_per_s", "wall_s"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def _env_cfg() -> EnvConfig:
