@@ -2,7 +2,7 @@
 
 ``runs/NAME/``: ``config.json`` (resolved TrainConfig + EnvConfig + profile source), ``metrics.csv``
 (one row per iteration), ``tb/`` (TensorBoard), ``checkpoint.pt`` (see :mod:`.checkpoint`), ``curves.png``
-(training curves). Ctrl-C finishes the current iteration, writes the checkpoint and stops (a second
+(training curves), and once the run is finished ``actors.pt`` (its acting networks alone). Ctrl-C finishes the current iteration, writes the checkpoint and stops (a second
 Ctrl-C aborts at once; the checkpoint of the previous iteration stays valid). ``resume=True``
 continues from the checkpoint and reproduces, on CPU, the numbers of an uninterrupted run.
 
@@ -94,7 +94,7 @@ class _Opened:
 
 def _open(cfg: TrainConfig, env_cfg: EnvConfig, profiles: str, run_dir: Path, resume: bool) -> _Opened:
     if not resume:
-        if (run_dir / checkpoint.CHECKPOINT_NAME).exists():
+        if any((run_dir / name).exists() for name in (checkpoint.CHECKPOINT_NAME, checkpoint.ACTORS_NAME)):
             raise UserInputError(f"--out {run_dir}: holds a run already; add --resume or pick another --out")
         return _Opened(cfg, env_cfg, profiles,
                        {"profiles": profiles, "profiles_from_run": checkpoint.profiles_from_run(profiles, run_dir)})
@@ -156,15 +156,20 @@ class _Run:
         self.tb.log(row)
         if self.trainer.iteration == self.cfg.iterations or self.trainer.iteration % self.cfg.checkpoint_every == 0:
             self.save()
+        if self.trainer.iteration == self.cfg.iterations:
+            checkpoint.save_actors(self.run_dir, self._configs(),
+                                   {name: m.state_dict() for name, m in self.trainer.agents.modules().items()})
         return row
+
+    def _configs(self) -> dict[str, Any]:
+        return {"train_config": self.cfg.to_dict(), "env_config": to_dict(self.env_cfg), **self.record,
+                "dims": self.trainer.dims.__dict__}
 
     def save(self) -> None:
         if not self.history or self.saved_iteration == self.trainer.iteration:
             return
         with self.rng.active():           # the trainer's state holds the run's RNG, not the caller's
-            payload = {"train_config": self.cfg.to_dict(), "env_config": to_dict(self.env_cfg), **self.record,
-                       "dims": self.trainer.dims.__dict__, "trainer": self.trainer.state_dict(),
-                       "history": self.history}
+            payload = {**self._configs(), "trainer": self.trainer.state_dict(), "history": self.history}
         checkpoint.save(self.run_dir, payload)
         self.saved_iteration = self.trainer.iteration
 

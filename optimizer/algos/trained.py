@@ -142,12 +142,13 @@ class TrainedRun:
 def load_trained(checkpoint_dir: str | os.PathLike, device: str | torch.device = "cpu",
                  deterministic: bool = True, sample_users: bool = False,
                  sample_deployment: bool = False) -> TrainedRun:
-    """The policies of a trained run directory or checkpoint file, with what they were trained for."""
-    saved = checkpoint.load(checkpoint_dir, map_location=device)
+    """The policies of a trained run directory (its ``checkpoint.pt``, else its ``actors.pt``) or checkpoint
+    file, with what they were trained for."""
+    saved = checkpoint.load(checkpoint_dir, map_location=device, actors_ok=True)
     cfg = TrainConfig(**saved["train_config"])
     dims = EnvDims(**saved["dims"])
     agents = build_agents(get_spec(cfg.algo), cfg, dims, torch.device(device))
-    checkpoint.load_modules(agents.modules(), saved["trainer"]["modules"])
+    checkpoint.load_modules(agents.modules(), saved["trainer"]["modules"], saved.get("actors_only", False))
     env_cfg = from_dict(EnvConfig, saved["env_config"])
     policies = learned_policies(agents, dims.local_dim, deterministic, sample_users, sample_deployment)
     return TrainedRun(*policies, env_cfg, dims, cfg, checkpoint.profiles_of(saved, checkpoint_dir))
