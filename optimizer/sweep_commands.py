@@ -15,20 +15,11 @@ from optimizer.algos.group import parse_seeds
 from optimizer.algos.runner import SYNTHETIC, load_catalog
 from optimizer.sweep.engines import run_local, run_ray
 from optimizer.sweep.folder import SweepFolder, git_commit
+from optimizer.sweep.plan import estimate
 from optimizer.sweep.spec import bundled_names, load_spec
 from optimizer.sweep.trial import trials_of
 from optimizer.train_commands import build_configs
 from profiler.table import follow_profile_folder
-
-#: Seconds per training iteration of one run at the default setting on one core of these machines
-#: (BENCHMARKS "Speed", 0.45–0.59 s); the plan's estimate scales it by nothing else, and says so.
-ITERATION_S = 0.5
-#: Seconds of a run's first iteration beyond the others: the deployment's clone of the popularity heuristic
-#: (13–28 s measured, BENCHMARKS "Speed").
-WARM_START_S = 30.0
-#: Seconds per evaluation episode of one policy (200 slots, 5 copies side by side; a calibrated heuristic
-#: plays about 7× its episodes while tuning λ).
-EPISODE_S = 2.0
 
 
 @click.command("sweep")
@@ -87,16 +78,15 @@ def _run_spec(spec_name, out, engine, address, workers, profiles, synthetic_prof
     out = out or f"results/sweeps/{spec.name}"
     folder = SweepFolder(out)
     folder.check(spec, source)               # a folder of another sweep is refused before anything runs
-    todo = [t for t in trials if not folder.finished(t)]
-    learner_s = len(spec.seeds) * (spec.iterations * ITERATION_S + WARM_START_S + spec.eval_episodes * EPISODE_S)
-    core_s = sum(learner_s if t.learns else 7 * spec.eval_episodes * EPISODE_S for t in todo)
+    outcomes = [(t, folder.outcome(t)) for t in trials]
+    todo = [t for t, o in outcomes if o is None or o.status != "done"]
+    cost = estimate(spec, todo, [(t, o) for t, o in outcomes if o is not None])
     count = len(spec.settings())
     click.echo(f"{spec.name}: {count} setting{'s' if count > 1 else ''} × ({len(spec.algorithms)} algorithms × "
                f"{len(spec.seeds)} seeds + {len(spec.heuristics)} heuristics{' + the room' if spec.room else ''}) = "
-               f"{len(trials)} trials, "
-               f"{len(trials) - len(todo)} done; the rest ≈ {core_s / 3600:.1f} core-hours, ≈ "
-               f"{core_s / 3600 / min(workers, max(len(todo), 1)):.1f} h on {workers} workers at {ITERATION_S} s "
-               f"per iteration (the default setting's pace; larger settings take longer)", err=True)
+               f"{len(trials)} trials, {len(trials) - len(todo)} done; the rest ≈ {cost.core_s / 3600:.1f} core-hours, "
+               f"≈ {cost.hours_on(workers, len(todo)):.1f} h on {workers} worker{'s' if workers > 1 else ''} "
+               f"{cost.pace_words()}", err=True)
     if dry_run:
         return 0
     check_writable(out, "--out", folder=True)
