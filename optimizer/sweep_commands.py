@@ -18,7 +18,7 @@ from optimizer.sweep.folder import SweepFolder, git_commit
 from optimizer.sweep.plan import estimate
 from optimizer.sweep.spec import bundled_names, load_spec
 from optimizer.sweep.trial import trials_of
-from optimizer.train_commands import build_configs
+from optimizer.algos.config import build_configs
 from profiler.table import follow_profile_folder
 
 

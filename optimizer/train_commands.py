@@ -12,23 +12,10 @@ from common.limits import SEED_MAX
 from common.precision import PRECISIONS
 from common.threads import available_cpus, set_threads
 from optimizer.algos.ablations import ALGORITHMS
-from optimizer.algos.config import PRESETS, TrainConfig, preset
+from optimizer.algos.config import PRESETS, build_configs
 from optimizer.algos.group import group_runs, parse_seeds, seed_dir, write_group
 from optimizer.algos.runner import SYNTHETIC, RunResult, train_group
-from optimizer.config import EnvConfig, apply_overrides, from_dict
 from profiler.table import follow_profile_folder
-
-
-def build_configs(overrides: tuple[str, ...], preset_name: str = "default", **flags) -> tuple[TrainConfig, EnvConfig]:
-    """Preset, then ``--set env.a.b=v`` (EnvConfig) and ``--set key=v`` (TrainConfig); flags win."""
-    data = apply_overrides({}, overrides)
-    env_cfg = from_dict(EnvConfig, data.pop("env", {}), prefix="env.")
-    train = from_dict(TrainConfig, {**preset(preset_name), **data})
-    for key, value in flags.items():
-        if value is not None:
-            setattr(train, key, value)
-    train.validate()
-    return train, env_cfg
 
 
 @click.command()

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from common.errors import UserInputError
 from optimizer.sweep.spec import bundled_names, load_spec, parse_spec
-from optimizer.train_commands import build_configs
+from optimizer.algos.config import build_configs
 
 FIXTURES = str(Path(__file__).parent / "fixtures" / "profiles")
 TINY = ["env.num_servers=2", "env.num_users=3", "env.slots_per_episode=6", "env.delta_t=2",

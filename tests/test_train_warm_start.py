@@ -109,7 +109,7 @@ def test_deployment_clone_needs_the_in_turn_policy():
 
 
 def test_default_preset_clones_the_deployment_and_the_paper_preset_does_not():
-    from optimizer.train_commands import build_configs
+    from optimizer.algos.config import build_configs
     default, _ = build_configs(())
     assert (default.warm_start_deployment, default.deployment_reward, default.entropy_deployment,
             default.warm_start) == (True, "users", 0.0, False)

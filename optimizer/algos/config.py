@@ -20,6 +20,7 @@ from typing import Any
 from common.errors import UserInputError
 from common.limits import SEED_MAX, check_at_most
 from common.precision import PRECISIONS
+from optimizer.config import EnvConfig, apply_overrides, from_dict
 
 # Far above the paper's budgets (1000 iterations, hidden 256) and inside one process (common/limits.py).
 TRAIN_LIMITS = {"seed": SEED_MAX, "iterations": 10**7, "num_envs": 4096, "rollout_slots": 10**6,
@@ -167,3 +168,16 @@ def preset(name: str) -> dict[str, Any]:
     if name not in PRESETS:
         raise UserInputError(f"--preset {name!r}: unknown (allowed: {', '.join(PRESETS)})")
     return dict(PRESETS[name])
+
+
+def build_configs(overrides: tuple[str, ...], preset_name: str = "default", **flags) -> tuple[TrainConfig, EnvConfig]:
+    """The run's (TrainConfig, EnvConfig): the preset, then ``--set env.a.b=v`` (EnvConfig) and ``--set key=v``
+    (TrainConfig); ``flags`` (the CLI's own options) win."""
+    data = apply_overrides({}, overrides)
+    env_cfg = from_dict(EnvConfig, data.pop("env", {}), prefix="env.")
+    train = from_dict(TrainConfig, {**preset(preset_name), **data})
+    for key, value in flags.items():
+        if value is not None:
+            setattr(train, key, value)
+    train.validate()
+    return train, env_cfg

@@ -26,7 +26,7 @@ from optimizer.sweep.folder import CSV_NAME, SWEEP_FILE
 from optimizer.sweep.room import ROOM
 from optimizer.sweep.spec import parse_spec
 from optimizer.sweep.stats import probability_of_improvement, relative_difference
-from optimizer.train_commands import build_configs
+from optimizer.algos.config import build_configs
 
 HEADLINE = "charged_cost"
 PANELS = ("charged_cost", "delay_s", "delay_p95_s", "energy_j", "privacy_cost", "success_rate")

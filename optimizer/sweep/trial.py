@@ -27,7 +27,7 @@ from optimizer.env.metrics import METRIC_NAMES
 from optimizer.evaluate import EvalResult, evaluate_baseline, run_episodes
 from optimizer.sweep.room import ROOM, room_reference
 from optimizer.sweep.spec import Setting, SweepSpec
-from optimizer.train_commands import build_configs
+from optimizer.algos.config import build_configs
 
 EVAL_COPIES = 5       # env copies evaluated side by side
 
