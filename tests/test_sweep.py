@@ -162,7 +162,9 @@ def test_the_report_shows_every_setting_the_room_and_the_claims(tmp_path):
 
     out = tmp_path / "sweep"
     spec = _spec(tmp_path, room=True, seeds=[0, 1], heuristics=["greedy", "edge-only"], iterations=1,
-                 claims=["HC-MAPPO-L is cheapest"])
+                 claims=["HC-MAPPO-L is cheapest",
+                         {"text": "greedy meets τ̄", "check": "bound", "policies": ["greedy"], "metric": "delay_s",
+                          "below": "tau_bar"}])
     done = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(out), "--profiles", FIXTURES, "--workers", "2",
                                      "--quiet"])
     assert done.exit_code == 0, done.output
@@ -171,7 +173,9 @@ def test_the_report_shows_every_setting_the_room_and_the_claims(tmp_path):
     text = (out / "report.md").read_text()
     assert text.count("## tau_bar_s ") == 2 and "(τ̄ = 2 s)" in text and "(τ̄ = 4 s)" in text
     assert text.count("Room: the hindsight reference lies") == 2
-    assert "- paper: HC-MAPPO-L is cheapest" in text and "| greedy | 2 |" in text and "(n = 2)" in text
+    assert "| HC-MAPPO-L is cheapest |  | stated, not checked | — |" in text
+    assert "| greedy meets τ̄ | greedy: delay_s ≤ τ̄ | tau_bar_s 2: " in text      # one mean per setting
+    assert "| greedy | 2 |" in text and "(n = 2)" in text
     assert (out / "report.png").stat().st_size > 10_000
     missing = CliRunner().invoke(main, ["sweep-report", str(tmp_path)])
     assert missing.exit_code == 2 and "not a sweep folder" in missing.output

@@ -21,7 +21,7 @@ from typing import Any
 
 from common.errors import UserInputError
 from common.files import atomic_open
-from optimizer.sweep.spec import SweepSpec
+from optimizer.sweep.spec import SweepSpec, identity_of
 from optimizer.sweep.trial import Trial, TrialOutcome, kind_of
 
 SWEEP_FILE = "sweep.json"
@@ -50,8 +50,7 @@ class SweepFolder:
         if not path.is_file():
             return None
         record = json.loads(path.read_text())
-        wanted = {"spec": spec.to_dict(), "profiles": profiles}
-        if {k: record.get(k) for k in wanted} != wanted:
+        if (identity_of(record.get("spec") or {}), record.get("profiles")) != (spec.identity(), profiles):
             raise UserInputError(f"--out {self.root}: holds another sweep ({record['spec']['name']}, other "
                                  "settings, budget or tables); pick another --out")
         return record
@@ -59,9 +58,13 @@ class SweepFolder:
     def open(self, spec: SweepSpec, profiles: str) -> dict[str, Any]:
         """Start the folder, or check that it holds this very sweep (same spec and tables) and continue it."""
         record = self.check(spec, profiles)
-        if record is not None:
-            return record
         path = self.root / SWEEP_FILE
+        if record is not None:
+            if record["spec"] != spec.to_dict():          # the same sweep, reworded: keep today's words
+                record["spec"] = spec.to_dict()
+                with atomic_open(path) as fh:
+                    json.dump(record, fh, indent=1)
+            return record
         wanted = {"spec": spec.to_dict(), "profiles": profiles}
         record = {**wanted, "commit": git_commit(Path(__file__).resolve().parent),
                   "started": time.strftime("%Y-%m-%d %H:%M:%S")}

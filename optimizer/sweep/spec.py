@@ -15,7 +15,7 @@ A spec is a YAML file (bundled: ``optimizer/sweep/specs/fig4.yaml`` … ``fig14.
     iterations: 1000
     eval_episodes: 10
     set: []                                 # fixed overrides of every setting
-    claims: ["..."]                          # what the paper says, shown beside what we measure
+    claims: ["..."]                          # what the paper says: sentences or checks (:mod:`.claims`)
 
 A :class:`Setting` is one point of the grid: its axis values and the ``--set`` overrides that make it.
 """
@@ -34,6 +34,7 @@ from common.limits import SEED_MAX
 from optimizer import baselines
 from optimizer.algos.ablations import ALGORITHMS
 from optimizer.config import load_file
+from optimizer.sweep.claims import Claim, parse_claim
 
 SPECS = Path(__file__).resolve().parent / "specs"
 #: Evaluation episodes of every setting: shared by its policies, apart from training (seeds from 5e8) and
@@ -75,7 +76,7 @@ class SweepSpec:
     eval_seed: int = EVAL_SEED
     preset: str = "default"
     set: list[str] = field(default_factory=list)
-    claims: list[str] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
     note: str = ""
 
     def settings(self) -> list[Setting]:
@@ -91,6 +92,19 @@ class SweepSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))      # tuples → lists: what a re-read spec compares to
+
+    def identity(self) -> dict[str, Any]:
+        """What makes a sweep's results: every field but the words around them (a reworded or newly checked
+        claim leaves a finished sweep the same sweep)."""
+        return identity_of(self.to_dict())
+
+
+#: Fields that describe a sweep without changing what it measures.
+DESCRIPTIVE = ("title", "claims", "note")
+
+
+def identity_of(spec_dict: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in spec_dict.items() if k not in DESCRIPTIVE}
 
 
 def _short(value: Any) -> str:
@@ -124,7 +138,10 @@ def parse_spec(data: dict[str, Any], where: str = "spec") -> SweepSpec:
     if not isinstance(data.get("name"), str):
         raise UserInputError(f"{where}: 'name' must be a string")
     axes = [_axis(a, where) for a in data.get("axes") or []]
-    spec = SweepSpec(**{**data, "axes": axes})
+    if not isinstance(data.get("claims") or [], list):
+        raise UserInputError(f"{where}: 'claims' must be a list")
+    claims = [parse_claim(c, where) for c in data.get("claims") or []]
+    spec = SweepSpec(**{**data, "axes": axes, "claims": claims})
     bad = [a for a in spec.algorithms if a not in ALGORITHMS]
     if bad:
         raise UserInputError(f"{where}: unknown algorithm {bad[0]!r} (known: {', '.join(ALGORITHMS)})")
