@@ -99,7 +99,7 @@ def test_ppo_losses_check_shapes_and_clip():
     loss, info = ppo.clipped_surrogate(logp_new, logp_old, adv, clip=0.2)
     # min(ρA, clip(ρ)A): 1·1, min(1.5, 1.2) = 1.2, min(−0.5, −0.8) = −0.8, min(−1.1, −1.1) = −1.1
     assert loss.item() == pytest.approx(-(1.0 + 1.2 - 0.8 - 1.1) / 4)
-    assert info["clip_frac"] == pytest.approx(0.5)
+    assert float(info["clip_frac"]) == pytest.approx(0.5)
     order = torch.cat(list(ppo.minibatches(10, 3, torch.Generator().manual_seed(0))))
     assert sorted(order.tolist()) == list(range(10))
 

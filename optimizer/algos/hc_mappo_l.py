@@ -134,8 +134,10 @@ class Trainer:
                         stats.update(update(rollout))
                     stats[f"{layer}_update_s"] = time.perf_counter() - began
         end = time.perf_counter()
-        broken = [name for name, module in self.agents.modules().items()
-                  if not all(torch.isfinite(p).all() for p in module.parameters())]
+        modules = self.agents.modules()
+        finite = torch.stack([torch.stack([torch.isfinite(p).all() for p in m.parameters()]).all()
+                              for m in modules.values()]).tolist()          # one read, not one per tensor
+        broken = [name for name, ok in zip(modules, finite) if not ok]
         if broken:
             raise TrainingDiverged(f"iteration {self.iteration + 1}: non-finite parameters in "
                                    f"{', '.join(broken)} after the update")
@@ -147,15 +149,16 @@ class Trainer:
         return stats
 
     def _episode_stats(self, rollout: Rollout) -> dict[str, float]:
-        stats = {name: float(values.nanmean()) for name, values in rollout.metrics.items()}
+        stats = {name: values.nanmean() for name, values in rollout.metrics.items()}
         delays = rollout.delay_s.permute(1, 0, 2).reshape(rollout.delay_s.shape[1], -1)   # (B, T·K) τ_k
-        stats.update({name: float(value.mean()) for name, value in delay_quantiles(delays).items()})
-        stats["user_reward"] = float(rollout.user.reward.mean())
+        stats.update({name: value.mean() for name, value in delay_quantiles(delays).items()})
+        stats["user_reward"] = rollout.user.reward.mean()
         if rollout.dep is not None:
-            stats["dep_reward"] = float(rollout.dep.reward.mean())
+            stats["dep_reward"] = rollout.dep.reward.mean()
         if rollout.alloc is not None:
-            stats["alloc_reward"] = float(rollout.alloc.reward.mean())
-        return stats
+            stats["alloc_reward"] = rollout.alloc.reward.mean()
+        values = torch.stack([v.double() for v in stats.values()]).tolist()       # one read, every value exact
+        return dict(zip(stats, values))
 
     # ---------------------------------------------------------------------------------------------
     def _update_users(self, rollout: Rollout) -> dict[str, float]:

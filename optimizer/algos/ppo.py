@@ -40,7 +40,8 @@ def standardise(adv: torch.Tensor, weight: torch.Tensor | None = None) -> torch.
 
 def clipped_surrogate(logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor,
                       clip: float, weight: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
-    """PPO policy loss and diagnostics (approx. KL, clip fraction, mean |ρ − 1|)."""
+    """PPO policy loss and diagnostics (approx. KL, clip fraction, mean |ρ − 1|) as 0-dim tensors: read
+    them once per update (:class:`StatsLog`), not once per minibatch, so a GPU is not synchronised each step."""
     _same_shape(logp_new, logp_old, advantages)
     log_ratio = logp_new - logp_old
     ratio = log_ratio.exp()
@@ -48,9 +49,9 @@ def clipped_surrogate(logp_new: torch.Tensor, logp_old: torch.Tensor, advantages
     clipped = ratio.clamp(1.0 - clip, 1.0 + clip) * advantages
     loss = -weighted_mean(torch.min(unclipped, clipped), weight)
     with torch.no_grad():
-        stats = {"approx_kl": weighted_mean((ratio - 1) - log_ratio, weight).item(),
-                 "clip_frac": weighted_mean(((ratio - 1).abs() > clip).float(), weight).item(),
-                 "ratio_dev": weighted_mean((ratio - 1).abs(), weight).item()}
+        stats = {"approx_kl": weighted_mean((ratio - 1) - log_ratio, weight),
+                 "clip_frac": weighted_mean(((ratio - 1).abs() > clip).float(), weight),
+                 "ratio_dev": weighted_mean((ratio - 1).abs(), weight)}
     return loss, stats
 
 
@@ -130,25 +131,29 @@ def ppo_update(samples: dict[str, torch.Tensor], forward: Callable[[dict[str, to
             for optimiser, params in optimisers:
                 nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
                 optimiser.step()
-            log.add(info, loss=pg_loss.item(), value_loss=float(v_loss.detach()), entropy=entropy.item())
+            log.add(info, loss=pg_loss.detach(), value_loss=v_loss.detach(), entropy=entropy.detach())
     return log.summary()
 
 
 class StatsLog:
-    """Mean of per-minibatch diagnostics; keeps the first minibatch's ratio deviation (should be 0)."""
+    """Mean of per-minibatch diagnostics; keeps the first minibatch's ratio deviation (should be 0).
+    Values are kept as tensors and read in one transfer by :meth:`summary` (one device sync per update)."""
 
     def __init__(self, prefix: str) -> None:
-        self.prefix, self.sums, self.count, self.first_ratio_dev = prefix, {}, 0, None
+        self.prefix, self.rows = prefix, []
 
-    def add(self, info: dict, **values: float) -> None:
-        if self.first_ratio_dev is None:
-            self.first_ratio_dev = info["ratio_dev"]
-        for key, value in {**info, **values}.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value
-        self.count += 1
+    def add(self, info: dict, **values: torch.Tensor) -> None:
+        self.rows.append({**info, **values})
 
     def summary(self) -> dict[str, float]:
-        out = {f"{self.prefix}_{k}": v / max(self.count, 1) for k, v in self.sums.items()}
-        out[f"{self.prefix}_first_ratio_dev"] = (float("nan") if self.first_ratio_dev is None
-                                                  else self.first_ratio_dev)  # NaN: no minibatch ran
+        if not self.rows:
+            return {f"{self.prefix}_first_ratio_dev": float("nan")}      # NaN: no minibatch ran
+        keys = list(self.rows[0])
+        flat = torch.stack([row[k].double().reshape(()) for row in self.rows for k in keys]).tolist()   # exact
+        sums = dict.fromkeys(keys, 0.0)
+        for index, row in enumerate(self.rows):          # Python floats, summed in minibatch order
+            for offset, key in enumerate(keys):
+                sums[key] = sums[key] + flat[index * len(keys) + offset]
+        out = {f"{self.prefix}_{k}": v / len(self.rows) for k, v in sums.items()}
+        out[f"{self.prefix}_first_ratio_dev"] = flat[keys.index("ratio_dev")]
         return out
