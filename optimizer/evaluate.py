@@ -8,7 +8,8 @@ ceil(episodes / B) rounds, the first reset with ``seed``. A sample is one copy-e
 slots of the per-slot metrics (:mod:`optimizer.env.metrics`; a slot where nobody was served has no
 served cost and is left out of that mean), plus the median and 95th percentile of τ_k over all of the
 episode's requests. The 95 % interval is Student's t over those samples (``nan`` for one sample, shown
-``n/a``). The delay limit (C8) holds when the mean delay over all samples is ≤ τ̄.
+``n/a``). The delay limit (C8) holds when the mean delay over all samples is ≤ τ̄. ``per_user`` keeps
+each user's mean ``charged_cost`` per copy-episode, the per-user distribution of the paper's Fig. 6.
 Policies with a ``reset(seed)`` method are reset with the episode seed before each round.
 """
 
@@ -25,7 +26,7 @@ from tqdm import tqdm
 
 from optimizer import baselines
 from optimizer.env import AllocObs, DeploymentObs, EdgeEnv, UserObs
-from optimizer.env.metrics import METRIC_NAMES, SLOT_METRIC_NAMES, delay_quantiles
+from optimizer.env.metrics import METRIC_NAMES, SLOT_METRIC_NAMES, delay_quantiles, user_quantiles
 
 
 class DeploymentPolicy(Protocol):
@@ -71,6 +72,11 @@ class EvalResult:
     samples: dict[str, np.ndarray]
     delay_limit_s: float
     extra: dict[str, object] = field(default_factory=dict)
+    per_user: np.ndarray | None = None   # (episodes, K): each user's mean charged_cost in each episode (Fig. 6)
+
+    def user_quantiles(self) -> dict[str, float]:
+        """:data:`~optimizer.env.metrics.USER_QUANTILE_NAMES` of the per-user costs (users × episodes pooled)."""
+        return {} if self.per_user is None else user_quantiles(torch.from_numpy(self.per_user))
 
     def summary(self) -> dict[str, Summary]:
         return {name: summarise(values) for name, values in self.samples.items()}
@@ -108,6 +114,7 @@ def run_episodes(env: EdgeEnv, deployment: DeploymentPolicy, user: UserPolicy, a
     rounds = math.ceil(episodes / env.num_envs)
     slots = env.cfg.slots_per_episode
     collected: dict[str, list[torch.Tensor]] = {m: [] for m in METRIC_NAMES}
+    per_user = []
     bar = tqdm(total=rounds * slots, disable=not progress, leave=False, unit="slot")
     for r in range(rounds):
         env.reset(seed=seed) if r == 0 else env.reset()
@@ -117,8 +124,10 @@ def run_episodes(env: EdgeEnv, deployment: DeploymentPolicy, user: UserPolicy, a
         sums = {m: torch.zeros(env.num_envs, device=env.device) for m in SLOT_METRIC_NAMES}
         counts = {m: torch.zeros(env.num_envs, device=env.device) for m in SLOT_METRIC_NAMES}
         delays = []
+        user_sums = torch.zeros(env.num_envs, env.dims[2], dtype=torch.float64, device=env.device)
         for _ in range(slots):
             res = run_slot(env, deployment, user, allocation)
+            user_sums += res.charged_cost
             for m in SLOT_METRIC_NAMES:    # served_user_cost is NaN in a slot nobody was served: skip it
                 value = res.metrics[m]
                 sums[m] += value.nan_to_num(0.0)
@@ -127,11 +136,13 @@ def run_episodes(env: EdgeEnv, deployment: DeploymentPolicy, user: UserPolicy, a
             bar.update(1)
         for m in SLOT_METRIC_NAMES:
             collected[m].append(sums[m] / counts[m])
+        per_user.append(user_sums / slots)
         for m, value in delay_quantiles(torch.cat(delays, dim=-1)).items():
             collected[m].append(value)
     bar.close()
     samples = {m: torch.cat(v)[:episodes].double().cpu().numpy() for m, v in collected.items()}
-    return EvalResult(samples=samples, delay_limit_s=env.cfg.cost.delay_limit_s)
+    return EvalResult(samples=samples, delay_limit_s=env.cfg.cost.delay_limit_s,
+                      per_user=torch.cat(per_user)[:episodes].cpu().numpy())
 
 
 CALIBRATION_SEED_OFFSET = 1_000_003   # calibration episodes never share seeds with evaluation ones

@@ -177,6 +177,11 @@ def test_the_report_shows_every_setting_the_room_and_the_claims(tmp_path):
     assert "| greedy meets τ̄ | greedy: delay_s ≤ τ̄ | tau_bar_s 2: " in text      # one mean per setting
     assert "| greedy | 2 |" in text and "(n = 2)" in text
     assert (out / "report.png").stat().st_size > 10_000
+    # the per-user distribution (Fig. 6): quantile rows for every policy and seed, a table and a figure
+    p50 = [r for r in _csv(out) if r["metric"] == "user_charged_cost_p50"]
+    assert len(p50) == 2 * (1 * 2 + 2 + 1)                     # 2 settings × (hc-mappo-l × 2 seeds + 2 + room)
+    assert "## Per-user charged cost (Fig. 6)" in text and "| policy | p05 | p25 | p50 | p75 | p95 |" in text
+    assert (out / "report_users.png").stat().st_size > 10_000
     missing = CliRunner().invoke(main, ["sweep-report", str(tmp_path)])
     assert missing.exit_code == 2 and "not a sweep folder" in missing.output
 
@@ -210,7 +215,7 @@ def test_the_ray_engine_runs_the_same_trials_to_the_same_numbers(tmp_path):
                                          "2", "--engine", engine, "--quiet"])
         assert done.exit_code == 0, done.output
         outs[engine] = sorted((r["policy"], r["seed"], r["metric"], r["value"]) for r in _csv(out))
-    assert len(outs["local"]) == 2 * 13 and outs["ray"] == outs["local"]
+    assert len(outs["local"]) == 2 * (13 + 5) and outs["ray"] == outs["local"]     # 13 metrics, 5 per-user quantiles
     assert (tmp_path / "ray" / "ray" / "tune").is_dir()                  # Tune's own experiment state
     again = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "ray"), "--profiles", FIXTURES,
                                       "--engine", "ray", "--quiet"])

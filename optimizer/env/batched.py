@@ -18,7 +18,7 @@ from optimizer.env import channel, rng
 from optimizer.env import system_model as sm
 from optimizer.env.catalog import ServiceCatalog
 from optimizer.env.layout import DeploymentLayout, UserLocalLayout
-from optimizer.env.metrics import slot_metrics
+from optimizer.env.metrics import request_charged_cost, slot_metrics
 from optimizer.env.observations import AllocObs, DeploymentObs, RequestLoads, StepResult, UserObs
 
 _RESET, _SLOT = 1, 2
@@ -285,12 +285,13 @@ class EdgeEnv:
         else:
             dep_reward = torch.zeros(B, J, device=self.device)
         depth = split.float() / self.catalog.num_splits.gather(0, service.view(-1)).view(B, K).clamp_min(1)
-        metrics = slot_metrics(out, depth, cfg.cost)
+        charged = request_charged_cost(out, cfg.cost)
+        metrics = slot_metrics(out, depth, cfg.cost, charged)
         result = StepResult(
             user_reward=sm.user_reward(out.privacy, out.energy_j, out.delay_s, served, cfg.cost, cfg.reward),
             user_cost=out.delay_s, alloc_reward=sm.allocation_reward(out.delay_s, assoc), dep_reward=dep_reward,
             truncated=torch.full((B,), self.t + 1 == cfg.slots_per_episode, device=self.device),
-            served=served, timed_out=out.timed_out, metrics=metrics)
+            served=served, timed_out=out.timed_out, metrics=metrics, charged_cost=charged)
         self.t += 1
         if self.t == cfg.slots_per_episode:
             self.truncated_flag = True

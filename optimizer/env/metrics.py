@@ -46,11 +46,31 @@ METRIC_NAMES = SLOT_METRIC_NAMES + tuple(m.name for m in EPISODE_METRICS)
 METRICS = {m.name: m for m in SLOT_METRICS + EPISODE_METRICS}
 
 
-def slot_metrics(out: sm.UserOutcome, split_depth: torch.Tensor, cost: CostConfig) -> dict[str, torch.Tensor]:
+#: Quantiles of the per-user distribution (the paper's Fig. 6): one sample is one user's mean ``charged_cost``
+#: over the slots of one episode; names ``user_charged_cost_p05`` … ``_p95``.
+USER_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+USER_QUANTILE_NAMES = tuple(f"user_charged_cost_p{round(100 * q):02d}" for q in USER_QUANTILES)
+
+
+def request_charged_cost(out: sm.UserOutcome, cost: CostConfig) -> torch.Tensor:
+    """(B, K) eq. 12 of each request, a failure charged C^fail (``charged_cost`` before the mean over users)."""
+    return torch.where(out.served, cost.mu1 * out.privacy + cost.mu2 * out.energy_j, out.failure_charge)
+
+
+def user_quantiles(per_user: torch.Tensor) -> dict[str, float]:
+    """:data:`USER_QUANTILE_NAMES` over every entry of ``per_user`` (episodes × users, float64 quantiles)."""
+    q = torch.quantile(per_user.double().flatten(), torch.tensor(USER_QUANTILES, dtype=torch.float64))
+    return dict(zip(USER_QUANTILE_NAMES, q.tolist()))
+
+
+def slot_metrics(out: sm.UserOutcome, split_depth: torch.Tensor, cost: CostConfig,
+                 charged: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The per-slot metrics of :data:`SLOT_METRICS` from one slot's outcome (B, K) → (B,) each.
 
-    ``split_depth`` (B, K) is z_k / L_i in [0, 1].
+    ``split_depth`` (B, K) is z_k / L_i in [0, 1]; ``charged`` the requests' :func:`request_charged_cost`
+    when the caller has it already.
     """
+    charged = request_charged_cost(out, cost) if charged is None else charged
     mean_energy, mean_priv = out.energy_j.mean(-1), out.privacy.mean(-1)
     served = out.served
     n_served = served.sum(-1)
@@ -66,8 +86,7 @@ def slot_metrics(out: sm.UserOutcome, split_depth: torch.Tensor, cost: CostConfi
         "privacy_cost": mean_priv,
         "user_cost": sm.system_cost(mean_priv, mean_energy, cost),
         "served_user_cost": torch.where(n_served > 0, served_cost, torch.full_like(served_cost, torch.nan)),
-        "charged_cost": torch.where(served, cost.mu1 * out.privacy + cost.mu2 * out.energy_j,
-                                    out.failure_charge).mean(-1),
+        "charged_cost": charged.mean(-1),
         "split_depth": split_depth.float().mean(-1),
     }
 

@@ -92,7 +92,8 @@ class StepResult:
     dep_reward (B, J) eq. 24, non-zero only on the slot that closes a ΔT period (or the episode);
     truncated (B,) bool at the last slot of an episode; served (B, K) bool; timed_out (B, K) bool
     (deployed but τ^succ > τ_fail; a user neither served nor timed out was a cache miss);
-    metrics: dict of (B,) tensors, :data:`optimizer.env.metrics.SLOT_METRICS`.
+    metrics: dict of (B,) tensors, :data:`optimizer.env.metrics.SLOT_METRICS`; charged_cost (B, K) each
+    request's eq. 12 with a failure charged C^fail (whose mean over users is ``metrics["charged_cost"]``).
     """
     user_reward: torch.Tensor
     user_cost: torch.Tensor
@@ -102,6 +103,7 @@ class StepResult:
     served: torch.Tensor
     timed_out: torch.Tensor
     metrics: dict[str, torch.Tensor]
+    charged_cost: torch.Tensor | None = None
 
 
 def deployment_fit_mask(storage_bytes: torch.Tensor, model_bytes: torch.Tensor,

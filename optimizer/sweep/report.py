@@ -21,7 +21,7 @@ from scipy import stats as scipy_stats
 
 from common.errors import UserInputError
 from common.files import atomic_open
-from optimizer.env.metrics import METRICS
+from optimizer.env.metrics import METRICS, USER_QUANTILE_NAMES
 from optimizer.sweep.claims import FOCUS, HEADLINE, judge
 from optimizer.sweep.folder import CSV_NAME, SWEEP_FILE
 from optimizer.sweep.room import ROOM
@@ -216,12 +216,68 @@ def figure(results: SweepResults, path: Path) -> None:
     plt.close(fig)
 
 
+def _with_users(cells: dict[str, Cell]) -> list[str]:
+    """The policies with per-user quantiles, cheapest headline first."""
+    ordered = sorted(cells, key=lambda p: cells[p].mean(HEADLINE))
+    return [p for p in ordered if USER_QUANTILE_NAMES[0] in cells[p].values]
+
+
+def user_table(results: SweepResults) -> list[str]:
+    """Per setting, each policy's per-user distribution (Fig. 6): quantiles over users × episodes (learners:
+    the mean of their seeds' quantiles)."""
+    lines = ["## Per-user charged cost (Fig. 6)", "",
+             "One sample is one user's mean `charged_cost` over one evaluation episode; learners show the mean "
+             "of their seeds' quantiles.", ""]
+    for slug in results.settings:
+        cells = results.cells[slug]
+        have = _with_users(cells)
+        if not have:
+            continue
+        header = " | ".join(name.rsplit("_", 1)[1] for name in USER_QUANTILE_NAMES)
+        lines += [f"{results.labels[slug]}:", "", f"| policy | {header} |",
+                  "|---" * (len(USER_QUANTILE_NAMES) + 1) + "|"]
+        lines += [f"| {p} | " + " | ".join(f"{cells[p].mean(n):.4g}" for n in USER_QUANTILE_NAMES) + " |" for p in have]
+        lines.append("")
+    return lines if len(lines) > 4 else []
+
+
+def user_figure(results: SweepResults, path: Path) -> bool:
+    """Box plots of the per-user distribution, one panel per setting (whiskers p5–p95); False without data."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [s for s in results.settings
+             if any(USER_QUANTILE_NAMES[0] in c.values for c in results.cells[s].values())]
+    if not shown:
+        return False
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown) + 1.5, 4.2), squeeze=False, sharey=True)
+    for ax, slug in zip(axes.flat, shown):
+        cells = results.cells[slug]
+        have = _with_users(cells)
+        q = [[cells[p].mean(n) for n in USER_QUANTILE_NAMES] for p in have]
+        ax.bxp([{"whislo": a, "q1": b, "med": c, "q3": d, "whishi": e, "label": p}
+                for (a, b, c, d, e), p in zip(q, have)], showfliers=False, orientation="horizontal")
+        ax.set_title(results.labels[slug], fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("per-user charged cost", fontsize=8)
+    fig.suptitle(f"{results.spec.title or results.spec.name}: per-user distribution (p5, p25, median, p75, p95)",
+                 fontsize=10)
+    fig.tight_layout()
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=90)
+    plt.close(fig)
+    return True
+
+
 def write_report(folder: str | Path) -> tuple[Path, Path]:
     results = load_results(folder)
     root = Path(folder)
-    md, png = root / "report.md", root / "report.png"
-    text = markdown(results).replace("\n\n\n", "\n\n")
+    md, png, users_png = root / "report.md", root / "report.png", root / "report_users.png"
+    text = markdown(results)
+    if user_figure(results, users_png):
+        text += "\n" + "\n".join(user_table(results)) + f"\n![per-user distribution](report_users.png)\n"
     with atomic_open(md) as fh:
-        fh.write(text + f"\n![{results.spec.name}](report.png)\n")
+        fh.write(text.replace("\n\n\n", "\n\n") + f"\n![{results.spec.name}](report.png)\n")
     figure(results, png)
     return md, png

@@ -115,7 +115,12 @@ def _run(spec: SweepSpec, trial: Trial, sweep_dir: Path, profiles: str, stop: De
 
 
 def _rows(result: EvalResult, seed: int | None) -> list[dict[str, Any]]:
+    """One row per metric (mean over episodes with its 95 % CI), then the per-user quantiles (Fig. 6; no CI:
+    a quantile of users × episodes)."""
     summary = result.summary()
+    episodes = summary["delay_s"].n
     return [{"seed": seed, "metric": name, "value": summary[name].mean,
              "ci95": summary[name].ci95 if math.isfinite(summary[name].ci95) else None,
-             "episodes": summary[name].n} for name in METRIC_NAMES]
+             "episodes": summary[name].n} for name in METRIC_NAMES] + \
+        [{"seed": seed, "metric": name, "value": value, "ci95": None, "episodes": episodes}
+         for name, value in result.user_quantiles().items()]
