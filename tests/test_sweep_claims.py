@@ -1,5 +1,6 @@
-"""The paper's claims as checks: verdicts on results worked out by hand, malformed claims refused in one
-line, and a reworded claim leaving a finished sweep the same sweep."""
+"""The paper's claims as checks: verdicts on results worked out by hand, malformed claims (and spec list
+fields given one bare value) refused in one line, and a reworded claim leaving a finished sweep the same
+sweep."""
 
 from __future__ import annotations
 
@@ -101,3 +102,12 @@ def test_a_reworded_claim_is_the_same_sweep_and_other_budgets_are_not(tmp_path):
     assert stored["title"] == "new" and stored["claims"][0]["check"] == "change"   # today's words kept
     with pytest.raises(UserInputError, match="holds another sweep"):
         folder.check(parse_spec({**base, "iterations": 6}), "tables")
+
+
+@pytest.mark.parametrize("field, value", [("algorithms", "hc-mappo-l"), ("seeds", 0), ("set", "env.num_users=20"),
+                                          ("claims", "cheaper")])
+def test_a_list_field_given_a_single_value_is_refused_in_one_line(field, value):
+    data = {"name": "t", "heuristics": ["greedy"], field: value}
+    with pytest.raises(UserInputError, match=f"'{field}' must be a list") as err:
+        parse_spec(data)
+    assert "\n" not in str(err.value)

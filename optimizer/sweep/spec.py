@@ -130,6 +130,14 @@ def load_spec(name_or_path: str) -> SweepSpec:
     return parse_spec(load_file(path), str(path))
 
 
+LIST_FIELDS = ("axes", "algorithms", "heuristics", "seeds", "set", "claims")
+
+
+def _example(name: str) -> str:
+    return {"axes": "{name: …, keys: […], values: […]}", "algorithms": "hc-mappo-l", "heuristics": "greedy",
+            "seeds": "0, 1", "set": "env.num_users=20", "claims": '"…"'}[name]
+
+
 def parse_spec(data: dict[str, Any], where: str = "spec") -> SweepSpec:
     known = set(SweepSpec.__dataclass_fields__)
     unknown = sorted(set(data) - known)
@@ -137,9 +145,11 @@ def parse_spec(data: dict[str, Any], where: str = "spec") -> SweepSpec:
         raise UserInputError(f"{where}: unknown field {unknown[0]!r} (known: {', '.join(sorted(known))})")
     if not isinstance(data.get("name"), str):
         raise UserInputError(f"{where}: 'name' must be a string")
+    for name in LIST_FIELDS:       # a bare string would otherwise be read letter by letter
+        if name in data and data[name] is not None and not isinstance(data[name], list):
+            raise UserInputError(f"{where}: {name!r} must be a list (e.g. {name}: [{_example(name)}]), "
+                                 f"got {data[name]!r}")
     axes = [_axis(a, where) for a in data.get("axes") or []]
-    if not isinstance(data.get("claims") or [], list):
-        raise UserInputError(f"{where}: 'claims' must be a list")
     claims = [parse_claim(c, where) for c in data.get("claims") or []]
     spec = SweepSpec(**{**data, "axes": axes, "claims": claims})
     bad = [a for a in spec.algorithms if a not in ALGORITHMS]
