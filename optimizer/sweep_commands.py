@@ -84,7 +84,8 @@ def _run_spec(spec_name, out, engine, address, workers, profiles, synthetic_prof
     count = len(spec.settings())
     click.echo(f"{spec.name}: {count} setting{'s' if count > 1 else ''} × ({len(spec.algorithms)} algorithms × "
                f"{len(spec.seeds)} seeds + {len(spec.heuristics)} heuristics{' + the room' if spec.room else ''}) = "
-               f"{len(trials)} trials, {len(trials) - len(todo)} done; the rest ≈ {cost.core_s / 3600:.1f} core-hours, "
+               f"{len(trials)} trials, {len(trials) - len(todo)} done; "
+               f"the rest ≈ {cost.core_s / 3600:.1f} core-hours, "
                f"≈ {cost.hours_on(workers, len(todo)):.1f} h on {workers} worker{'s' if workers > 1 else ''} "
                f"{cost.pace_words()}", err=True)
     if dry_run:

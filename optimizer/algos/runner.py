@@ -2,9 +2,10 @@
 
 ``runs/NAME/``: ``config.json`` (resolved TrainConfig + EnvConfig + profile source), ``metrics.csv``
 (one row per iteration), ``tb/`` (TensorBoard), ``checkpoint.pt`` (see :mod:`.checkpoint`), ``curves.png``
-(training curves), and once the run is finished ``actors.pt`` (its acting networks alone). Ctrl-C finishes the current iteration, writes the checkpoint and stops (a second
-Ctrl-C aborts at once; the checkpoint of the previous iteration stays valid). ``resume=True``
-continues from the checkpoint and reproduces, on CPU, the numbers of an uninterrupted run.
+(training curves), and once the run is finished ``actors.pt`` (its acting networks alone). Ctrl-C finishes
+the current iteration, writes the checkpoint and stops (a second Ctrl-C aborts at once; the checkpoint of
+the previous iteration stays valid). ``resume=True`` continues from the checkpoint and reproduces, on CPU,
+the numbers of an uninterrupted run.
 
 :func:`train_group` trains several runs (seeds) in one process, iteration by iteration in turn, each in its
 own directory and with its own RNG stream (:mod:`.group`); :func:`train_run` is the group of one.
