@@ -42,3 +42,15 @@ def test_quantiles_by_hand():
     q = user_quantiles(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
     assert q["user_charged_cost_p25"] == pytest.approx(1.75) and q["user_charged_cost_p50"] == pytest.approx(2.5)
     assert q["user_charged_cost_p95"] == pytest.approx(3.85)
+
+
+def test_a_setting_shows_its_distribution_whole_or_not_at_all():
+    from optimizer.sweep.report import Cell, _with_users
+
+    def cell(cost, quantiles):
+        values = {"charged_cost": np.array([cost])}
+        values.update({n: np.array([cost]) for n in USER_QUANTILE_NAMES} if quantiles else {})
+        return Cell("heuristic", values)
+
+    assert _with_users({"greedy": cell(2.0, True), "random": cell(1.0, True)}) == ["random", "greedy"]
+    assert _with_users({"greedy": cell(2.0, True), "random": cell(1.0, False)}) == []   # an older trial

@@ -217,9 +217,10 @@ def figure(results: SweepResults, path: Path) -> None:
 
 
 def _with_users(cells: dict[str, Cell]) -> list[str]:
-    """The policies with per-user quantiles, cheapest headline first."""
+    """The policies, cheapest headline first, if every one has per-user quantiles (a setting is shown whole
+    or not at all: trials recorded before 2026-12-03 have none); else none."""
     ordered = sorted(cells, key=lambda p: cells[p].mean(HEADLINE))
-    return [p for p in ordered if USER_QUANTILE_NAMES[0] in cells[p].values]
+    return ordered if all(USER_QUANTILE_NAMES[0] in cells[p].values for p in ordered) else []
 
 
 def user_table(results: SweepResults) -> list[str]:
@@ -247,8 +248,7 @@ def user_figure(results: SweepResults, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [s for s in results.settings
-             if any(USER_QUANTILE_NAMES[0] in c.values for c in results.cells[s].values())]
+    shown = [s for s in results.settings if _with_users(results.cells[s])]
     if not shown:
         return False
     fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown) + 1.5, 4.2), squeeze=False, sharey=True)
