@@ -111,3 +111,16 @@ def test_a_list_field_given_a_single_value_is_refused_in_one_line(field, value):
     with pytest.raises(UserInputError, match=f"'{field}' must be a list") as err:
         parse_spec(data)
     assert "\n" not in str(err.value)
+
+
+def test_a_reference_worse_than_a_heuristic_is_said_to_bound_nothing():
+    from optimizer.sweep.report import SweepResults, markdown
+
+    spec = parse_spec({"name": "t", "heuristics": ["greedy"], "room": True})
+    cells = _cells({"s": {"greedy": [100.0], "room": [126.4]}})
+    cells["s"]["room"].kind = "reference"
+    text = markdown(SweepResults(spec, ["s"], {"s": "default"}, {"s": 3.0}, cells))
+    assert "Room: none measured: the hindsight reference lies 26.4 % *above* the best heuristic" in text
+    cells["s"]["room"].values["charged_cost"] = np.array([90.0])
+    text = markdown(SweepResults(spec, ["s"], {"s": "default"}, {"s": 3.0}, cells))
+    assert "lies 10.0 % below the best heuristic; room to rank learners" in text
