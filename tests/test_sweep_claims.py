@@ -124,3 +124,17 @@ def test_a_reference_worse_than_a_heuristic_is_said_to_bound_nothing():
     cells["s"]["room"].values["charged_cost"] = np.array([90.0])
     text = markdown(SweepResults(spec, ["s"], {"s": "default"}, {"s": 3.0}, cells))
     assert "lies 10.0 % below the best heuristic; room to rank learners" in text
+
+
+def test_claim_settings_outside_the_grid_are_refused():
+    data = {"name": "t", "heuristics": ["greedy"], "axes": [{"name": "a", "keys": ["env.num_users"], "values": [4, 6]}],
+            "claims": [{"text": "t", "check": "change", "policy": "greedy", "paper": -0.1, "settings": [0, 2]}]}
+    with pytest.raises(UserInputError, match="grid indices 0..1"):
+        parse_spec(data)
+
+
+def test_a_setting_without_results_does_not_shift_the_grid_indices():
+    cells = _cells({"s1": {"greedy": [2.6]}, "s2": {"greedy": [3.3]}}, metric="delay_s")    # s0 has no results
+    claim = _claim(check="bound", policies=["greedy"], metric="delay_s", above=3.0, settings=[2])
+    (finding,) = judge(claim, cells, ["s1", "s2"], {}, grid_index={"s1": 1, "s2": 2})
+    assert finding.measured == "s2: 3.3 (+10 %)"

@@ -89,11 +89,15 @@ def parse_claim(data: Any, where: str) -> Claim:
 
 
 def judge(claim: Claim, cells: Mapping[str, Mapping[str, Any]], settings: list[str],
-          limits: Mapping[str, float], labels: Mapping[str, str] | None = None) -> list[Finding]:
+          limits: Mapping[str, float], labels: Mapping[str, str] | None = None,
+          grid_index: Mapping[str, int] | None = None) -> list[Finding]:
     """The findings of ``claim`` on a sweep's results: ``cells[setting][policy]`` has per-seed (or one)
-    values per metric (``.values``), ``.mean(metric)`` and ``.half_width(metric)`` (95 %); ``settings`` in
-    grid order; ``limits`` τ̄ each; ``labels`` each setting's axis values as text."""
-    chosen = [settings[i] for i in claim.settings if i < len(settings)] if claim.settings else list(settings)
+    values per metric (``.values``), ``.mean(metric)`` and ``.half_width(metric)`` (95 %); ``settings`` the
+    settings with results, in grid order; ``limits`` τ̄ each; ``labels`` each setting's axis values as text;
+    ``grid_index`` each setting's index in the spec's grid (default: its position in ``settings``), which
+    ``claim.settings`` names, so a setting without results never shifts the others."""
+    grid_index = grid_index or {s: i for i, s in enumerate(settings)}
+    chosen = [s for s in settings if grid_index[s] in claim.settings] if claim.settings else list(settings)
     labels = labels or {s: s for s in settings}
     if claim.check is None:
         return [Finding(claim.text, "", "stated, not checked", "—")]

@@ -151,9 +151,10 @@ def claims_table(results: SweepResults) -> list[str]:
     """The spec's claims, each checked where it says how (:mod:`.claims`): our number and a verdict; then
     HC-MAPPO-L against each other policy over every setting: relative headline difference and P(improvement)."""
     lines = ["## Paper claims / we measure", "", "| paper | checked on | we measure | verdict |", "|---|---|---|---|"]
+    grid_index = {setting.slug: setting.index for setting in results.spec.settings()}
     for claim in results.spec.claims:
         for index, finding in enumerate(judge(claim, results.cells, results.settings, results.limits,
-                                              results.labels)):
+                                              results.labels, grid_index)):
             text = finding.text if index == 0 else "″"
             lines.append(f"| {text} | {finding.subject} | {finding.measured} | {finding.verdict} |")
     lines.append("")

@@ -164,6 +164,10 @@ def parse_spec(data: dict[str, Any], where: str = "spec") -> SweepSpec:
     if not spec.seeds or any(not isinstance(s, int) or not 0 <= s <= SEED_MAX for s in spec.seeds) \
             or len(set(spec.seeds)) != len(spec.seeds):
         raise UserInputError(f"{where}: 'seeds' must be distinct integers in 0..{SEED_MAX}")
+    points = len(spec.settings())
+    for claim in spec.claims:
+        if any(not isinstance(i, int) or not 0 <= i < points for i in claim.settings):
+            raise UserInputError(f"{where}: claim {claim.text!r}: 'settings' are grid indices 0..{points - 1}")
     for name in ("iterations", "eval_episodes"):
         if not isinstance(getattr(spec, name), int) or getattr(spec, name) < 1:
             raise UserInputError(f"{where}: {name!r} must be an integer >= 1")
