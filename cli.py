@@ -4,6 +4,7 @@
     python cli.py profile vgg19               cost table of every split point
     python cli.py leakage --model resnet50    privacy leakage by decoder inversion
     python cli.py leakage-sets data/profiles/vgg16.json   its leakage sets; --activate KEY switches
+    python cli.py defend --model lenet7 --defense quantize    defenses priced per split
     python cli.py evaluate --policy all       heuristic baselines on the CMDP environment
     python cli.py train --profiles data/profiles   HC-MAPPO-L and its ablations
 
@@ -63,13 +64,14 @@ def main() -> None:
 
 def _register() -> None:
     from inversion.commands import leakage
+    from inversion.defense.commands import defend
     from inversion.sets_commands import leakage_sets_command
     from optimizer.commands import evaluate
     from optimizer.sweep_commands import sweep, sweep_report
     from optimizer.train_commands import train
     from profiler.commands import profile, zoo
 
-    for command in (zoo, profile, leakage, leakage_sets_command, evaluate, train, sweep, sweep_report):
+    for command in (zoo, profile, leakage, leakage_sets_command, defend, evaluate, train, sweep, sweep_report):
         main.add_command(command)
 
 

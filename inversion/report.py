@@ -28,7 +28,7 @@ PLOT_NAME = "ssim_vs_split.png"
 SMOKE_WARNING = "SMOKE BUDGET: wiring check only, numbers meaningless"
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -69,7 +69,7 @@ def reconstruction_grid(path: Path, originals: np.ndarray, rows: dict[int, np.nd
                         ssims: dict[int, list[float]], labels: dict[int, str], title: str,
                         smoke: bool = False) -> Path:
     """``originals`` K × H × W × C; ``rows[z]`` reconstructions of split z; ``labels[z]`` its row label."""
-    plt = _pyplot()
+    plt = pyplot()
     k = len(originals)
     splits = sorted(rows)
     n_rows = len(splits) + 1
@@ -98,7 +98,7 @@ def reconstruction_grid(path: Path, originals: np.ndarray, rows: dict[int, np.nd
 def ssim_plot(path: Path, num_units: int, entries: dict[int, dict[str, Any]], floor: dict[str, Any] | None,
               title: str, smoke: bool = False) -> Path:
     """SSIM vs split point z with the 95 % CI band, the paper's boundary points and the floor band."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.8, 3.9))
     for n, run in enumerate(_runs(sorted(entries))):
         mean = np.array([entries[z]["ssim"] for z in run])

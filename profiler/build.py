@@ -160,7 +160,7 @@ def _structure(table: dict[str, Any]) -> tuple:
 
 
 def keep_leakage(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
-    """Carry leakage (active set and history) over from ``old`` if it profiles the same model with the same
+    """Carry leakage (active set and history) and priced defenses over from ``old`` if it profiles the same model with the same
     units; else ``new`` as it is (:func:`write_profile` refuses to write over measured leakage of other
     units, so nothing measured is dropped from a file)."""
     if not old or not _same_units(old, new):
@@ -170,6 +170,8 @@ def keep_leakage(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, A
     new["leakage_meta"] = old.get("leakage_meta")
     if old.get("leakage_history"):
         new["leakage_history"] = old["leakage_history"]   # earlier leakage sets (inversion.leakage_sets)
+    if old.get("defenses"):
+        new["defenses"] = old["defenses"]                 # priced defenses (inversion.defense.table)
     return new
 
 
@@ -193,8 +195,9 @@ def check_keeps_leakage(path: str | Path, table: dict[str, Any]) -> None:
     if path.is_dir():
         raise UserInputError(f"--out {path}: is a folder; give a file name, or use --all for a folder")
     old = existing_table(path)
-    if old and (old.get("leakage_meta") or old.get("leakage_history")) and not _same_units(old, table):
-        raise UserInputError(f"--out {path}: holds leakage measured for other units than this profile's; "
+    measured = old and (old.get("leakage_meta") or old.get("leakage_history") or old.get("defenses"))
+    if measured and not _same_units(old, table):
+        raise UserInputError(f"--out {path}: holds leakage or defenses measured for other units than this profile's; "
                              "writing would drop it: move the file away or give another --out")
 
 

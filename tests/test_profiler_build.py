@@ -103,7 +103,7 @@ def test_reprofiling_keeps_leakage_of_the_same_units_only(tmp_path):
     assert kept["leakage_meta"] == {"seed": 0} and all(s["leakage"]["ssim"] == 0.5 for s in kept["splits"])
     # a different unit structure (another model) must not inherit it, nor drop it: the write is refused
     before = path.read_bytes()
-    with pytest.raises(UserInputError, match="holds leakage measured for other units"):
+    with pytest.raises(UserInputError, match="holds leakage or defenses measured for other units"):
         write_profile(path, profile_model(load_model("lenet9"), NO_LATENCY))
     assert path.read_bytes() == before
     other = tmp_path / "lenet9.json"                          # a file without leakage takes it

@@ -165,7 +165,7 @@ def test_a_profile_never_drops_leakage_measured_for_other_units(tmp_path):
     target = tmp_path / "lenet7.json"
     target.write_text(json.dumps(other))
     refused = _run("profile", "lenet7", "--no-latency", "--out", str(target))
-    assert refused.exit_code == 2 and "holds leakage measured for other units" in refused.output
+    assert refused.exit_code == 2 and "holds leakage or defenses measured for other units" in refused.output
     assert len(refused.output.strip().splitlines()) == 1 and target.read_text() == json.dumps(other)
     target.write_text(bundled)
     kept = _run("profile", "lenet7", "--no-latency", "--out", str(target))           # same units: kept
@@ -175,6 +175,6 @@ def test_a_profile_never_drops_leakage_measured_for_other_units(tmp_path):
     folder.mkdir()
     (folder / "lenet7.json").write_text(json.dumps(other))
     refused = _run("profile", "--all", "--no-latency", "--out", str(folder))
-    assert refused.exit_code == 2 and "holds leakage measured for other units" in refused.output
+    assert refused.exit_code == 2 and "holds leakage or defenses measured for other units" in refused.output
     assert sorted(p.name for p in folder.iterdir()) == ["lenet7.json"]
     assert json.loads((folder / "lenet7.json").read_text()) == other

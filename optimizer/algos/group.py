@@ -21,6 +21,7 @@ import torch
 
 from common.errors import UserInputError
 from common.files import atomic_open
+from common.seeds import parse_seed_list
 
 GROUP_FILE = "group.json"
 #: Most runs one ``--seeds`` may ask for: each run holds its own env copies and networks (≈ 30 MB at the
@@ -55,23 +56,8 @@ class RunRNG:
 
 
 def parse_seeds(text: str, high: int) -> list[int]:
-    """``"0-7"`` → 0…7, ``"0,3,5"`` → [0, 3, 5], ``"0-2,9"`` → [0, 1, 2, 9]; one-line error otherwise."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        low, dash, top = part.partition("-")
-        try:
-            first, last = (int(low), int(top)) if dash else (int(part), int(part))
-        except ValueError:
-            raise UserInputError(f"--seeds {text}: expected seeds like 0-7 or 0,3,5, got {part!r}") from None
-        if first < 0 or last > high or first > last:
-            raise UserInputError(f"--seeds {text}: {part} is not a range of seeds in 0..{high}")
-        seeds.extend(range(first, last + 1))
-        if len(seeds) > MAX_GROUP:
-            raise UserInputError(f"--seeds {text}: at most {MAX_GROUP} runs in one group")
-    if len(set(seeds)) != len(seeds):
-        raise UserInputError(f"--seeds {text}: a seed is named twice")
-    return seeds
+    """``"0-7"`` → 0…7, ``"0,3,5"`` → [0, 3, 5], ``"0-2,9"`` → [0, 1, 2, 9]; at most :data:`MAX_GROUP`."""
+    return parse_seed_list(text, high, MAX_GROUP)
 
 
 def seed_dir(out: str | Path, seed: int) -> Path:

@@ -1,0 +1,183 @@
+"""One ``defend`` run: model → options (split × defense × strength × seed) → priced records in its table.
+
+Reads top to bottom: resolve device, precision and threads; load the victim with its trained weights
+and its profile table; expand the options (every split also gets the ``none`` row, the reference the
+others are priced against); load the labelled data; measure the undefended accuracy once; then price
+each option not yet in the table's set (:mod:`inversion.defense.measure`), writing its record at once
+(:mod:`inversion.defense.table`), so an interrupted run resumes where it stopped. The first option's
+time gives the plan line; the bar's ETA follows the measured pace. Nothing is written before the first
+option is priced.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from common.devices import resolve_device
+from common.errors import UserInputError
+from common.files import check_writable
+from common.precision import use_bf16
+from common.threads import set_threads
+from inversion import store
+from inversion.config import settings_digest
+from inversion.data import victim_input
+from inversion.defense import adversarial, builtin  # noqa: F401  (registers the built-in defenses)
+from inversion.defense import table as defense_table
+from inversion.defense.finetune import accuracy
+from inversion.defense.labelled import load_labelled
+from inversion.defense.measure import BUDGETS, Victim, price_option
+from inversion.defense.registry import DEFENSES, parse_strengths
+from inversion.identity import victim_identity
+from inversion.metrics import no_information_floor
+from inversion.run import default_paths, parse_layers
+from profiler.graph import split_model
+from profiler.zoo import load_model
+
+TRAINED_WEIGHTS = Path("data/weights/lenets.json")
+THREAT = ("the attacker knows the split, the defense and its strength; the decoder attack trains on "
+          "defended features of auxiliary images, rMLE also knows the device-side weights as fine-tuned")
+
+
+@dataclass(frozen=True)
+class DefendRequest:
+    model: str
+    defenses: tuple[str, ...]
+    strengths: str | None = None          # one list for every defense given; None: each defense's defaults
+    layers: tuple[int, ...] | None = None
+    seeds: tuple[int, ...] = (0,)
+    budget: str = "quick"
+    dataset: str = "fashion-mnist"
+    weights: str | None = None            # None: the bundled trained weights of a LeNet
+    profile: Path | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    threads: int | None = None
+    redo: bool = False
+
+
+@dataclass
+class DefendSummary:
+    model: str
+    profile_path: Path
+    settings_key: str
+    records: dict[str, dict[str, Any]]     # every record of the set, this run's and earlier ones
+    priced: list[str]
+    skipped: list[str]
+    reference_accuracy: float
+    floor: float
+
+
+def default_weights(model: str) -> str:
+    """The bundled Fashion-MNIST weights of a LeNet (``data/weights/lenets.json``); refused for others."""
+    if TRAINED_WEIGHTS.is_file():
+        record = json.loads(TRAINED_WEIGHTS.read_text()).get(model)
+        if record and Path(record["weights_file"]).is_file():
+            return record["weights_file"]
+    raise UserInputError(f"--weights: {model} has no bundled trained weights; a defense is priced in accuracy, "
+                         "so give the state_dict it was trained to (or `none` to price a random init)")
+
+
+class _Classifier(nn.Module):
+    """[0, 1] images → logits of the undefended victim (for the reference accuracy)."""
+
+    def __init__(self, model: nn.Module, channels: int):
+        super().__init__()
+        self.model, self.channels = model, channels
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(victim_input(images, self.channels))
+
+
+def _options(request: DefendRequest, num_units: int) -> list[tuple[int, str, float, int]]:
+    measurable = list(range(1, num_units))
+    splits = measurable if request.layers is None else list(request.layers)
+    bad = [z for z in splits if z not in measurable]
+    if bad:
+        raise UserInputError(f"--layers {','.join(map(str, bad))}: {request.model} has split points 0..{num_units}; "
+                             f"a defense applies at 1..{num_units - 1}")
+    if request.budget not in BUDGETS:
+        raise UserInputError(f"--budget {request.budget!r}: expected one of {', '.join(BUDGETS)}")
+    chosen = [(name, parse_strengths(request.strengths, DEFENSES.get(name))) for name in request.defenses
+              if name != "none"]
+    for name, strengths in chosen:
+        try:
+            for s in strengths:
+                DEFENSES.get(name).build(s, (4, 4, 4))
+        except ValueError as exc:
+            raise UserInputError(f"--strengths: {exc}") from None
+    out = []
+    for seed in request.seeds:
+        for z in splits:
+            out.append((z, "none", 0.0, seed))
+            out += [(z, name, s, seed) for name, strengths in chosen for s in strengths]
+    return out
+
+
+def run_defend(request: DefendRequest, log: Callable[[str], None] = lambda s: None) -> DefendSummary:
+    """Price every requested option; see the module docstring for the order of work."""
+    device = resolve_device(request.device)
+    bf16 = use_bf16(device, request.precision)
+    if request.threads is not None:
+        set_threads(request.threads)
+    weights = request.weights or default_weights(request.model)
+    loaded = load_model(request.model, weights=weights)
+    identity = victim_identity(loaded.model, device, bf16)
+    model = split_model(loaded.model).eval().to(device)
+    profile_path = Path(request.profile or default_paths(loaded.name)[0])
+    table = store.read_profile(profile_path, loaded.name)
+    if len(table["units"]) != model.num_units:
+        raise UserInputError(f"--profile {profile_path}: has {len(table['units'])} units but {loaded.name} "
+                             f"splits into {model.num_units}")
+    check_writable(profile_path, "--profile")
+    options = _options(request, model.num_units)
+    channels, size = int(loaded.input_shape[0]), int(loaded.input_shape[-1])
+    budget = BUDGETS[request.budget]
+    meta = {"model": loaded.name, "weights": loaded.weights_label, "victim": asdict(identity),
+            "dataset": request.dataset, "image_size": size, "budget": budget.as_json(), "threat_model": THREAT}
+    key = settings_digest(meta)
+    done = defense_table.records(table, key)
+    todo = [o for o in options if request.redo or defense_table.option_key(*o) not in done]
+    data = load_labelled(request.dataset, size)
+    reference = accuracy(_Classifier(model, channels), data.test_x, data.test_y, device, bf16)
+    log(f"{loaded.name}: {len(options)} options ({len(options) - len(todo)} already in {profile_path}), to do "
+        f"{len(todo)}; undefended test accuracy {reference.value:.4f} on {reference.n} images; {device}, "
+        f"{'bf16' if bf16 else 'fp32'}, budget {budget.name}")
+    victims: dict[int, Victim] = {}
+    floor = 0.0
+    priced: list[str] = []
+    bar = tqdm(total=len(todo), desc=f"{loaded.name}: defenses", unit="option", file=sys.stderr,
+               dynamic_ncols=True, disable=not todo)
+    started = time.perf_counter()
+    for nth, (z, name, strength, seed) in enumerate(todo, start=1):
+        if seed not in victims:
+            aux, vic = data.attacker_images(budget.n_train, budget.n_test, seed)
+            victims[seed] = Victim(model, channels, data.train_x, data.train_y, data.test_x, data.test_y, aux, vic,
+                                   table["splits"], device, bf16)
+        victim = victims[seed]
+        floor = no_information_floor(victim.aux_images, victim.victim_images).ssim.mean
+        bar.set_postfix_str(f"z{z} {name} {strength:g} seed {seed}")
+        record = price_option(victim, z, DEFENSES.get(name), strength, seed, budget, reference.value,
+                              lambda phase: bar.set_postfix_str(f"z{z} {name} {strength:g} seed {seed}: {phase}"))
+        record["floor_ssim"] = round(floor, 4)
+        outcome = defense_table.write_record(profile_path, key, meta | {"reference_accuracy": reference.as_json(),
+                                                                         "dataset_description": data.description},
+                                             record, request.redo)
+        priced.append(defense_table.option_key(z, name, strength, seed) + ("" if outcome != "kept" else " (kept)"))
+        bar.update(1)
+        if nth == 1 and len(todo) > 1:
+            first = time.perf_counter() - started
+            log(f"plan: {len(todo)} options; the first took {first:.0f} s, so ≈ {first * len(todo) / 60:.0f} min "
+                "on this machine (options that fine-tune take longer; the bar's ETA follows the measured pace)")
+    bar.close()
+    table = store.read_profile(profile_path, loaded.name)
+    return DefendSummary(loaded.name, profile_path, key, defense_table.records(table, key), priced,
+                         [defense_table.option_key(*o) for o in options if o not in todo], reference.value, floor)
