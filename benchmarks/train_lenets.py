@@ -1,7 +1,12 @@
-"""Train the bundled LeNet-7/9/12 on Fashion-MNIST and write their weights under ``data/weights/``.
+"""Train the bundled LeNet-7/9/12 (and ResNet-18) on Fashion-MNIST and write their weights under ``data/weights/``.
 
     benchmarks/get_fashion_mnist.sh                       # once: the Debian package
     nice -n 10 .venv/bin/python benchmarks/train_lenets.py --threads 1
+    nice -n 10 .venv/bin/python benchmarks/train_lenets.py --models resnet18 --image-size 64 \
+        --steps 3000 --record data/weights/resnet18.json --threads 1
+
+ResNet-18 is the zoo's (torchvision's, 1000 logits, so its profile table describes it unchanged); it is
+trained on labels 0–9 at ``--image-size`` (gray replicated to RGB), the size its leakage table is measured at.
 
 The LeNets keep the bundled tables' input shape, 3×32×32: each 28×28 gray image is resized to 32×32
 and replicated to three channels (:func:`inversion.data.victim_input`, the same path ``leakage`` feeds
@@ -36,6 +41,7 @@ from profiler.zoo import load_model  # noqa: E402
 
 
 def accuracy(model, images: torch.Tensor, labels: torch.Tensor, bf16: bool) -> float:
+    """Top-1 over the logits the model has (a 1000-way ResNet predicts among all of them)."""
     model.eval()
     correct = 0
     with torch.no_grad():
@@ -81,14 +87,16 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "weights")
+    parser.add_argument("--image-size", type=int, default=32, help="input side (LeNets: 32, their native)")
+    parser.add_argument("--record", type=Path, default=None, help="training record [OUT/lenets.json]")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     bf16 = use_bf16(torch.device("cpu"), "auto")
     tx, ty = fashion_mnist_arrays("train")
     vx, vy = fashion_mnist_arrays("t10k")
-    train_x, test_x = gray_tensor(tx, 32), gray_tensor(vx, 32)
+    train_x, test_x = gray_tensor(tx, args.image_size), gray_tensor(vx, args.image_size)
     train_y, test_y = torch.from_numpy(ty.astype("int64")), torch.from_numpy(vy.astype("int64"))
-    record_path = args.out / "lenets.json"
+    record_path = args.record or args.out / "lenets.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     for name in [m for m in args.models.split(",") if m]:
         result = train(name, train_x, train_y, test_x, test_y, args.steps, args.batch_size, args.lr, bf16)
@@ -97,7 +105,8 @@ def main() -> None:
         with atomic_open(file, "wb") as fh:
             torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, fh)
         result.update({"weights_file": str(file.relative_to(ROOT) if file.is_relative_to(ROOT) else file), "data": "Fashion-MNIST train split (60,000), "
-                       "28 px gray resized to 32 px and replicated to 3 channels, ImageNet normalisation",
+                       f"28 px gray resized to {args.image_size} px and replicated to 3 channels, ImageNet normalisation",
+                       "image_size": args.image_size,
                        "test": "Fashion-MNIST t10k split (10,000 images)", "precision": "bf16" if bf16 else "fp32",
                        "stored_as": "float16 state_dict", "date": dt.datetime.now(dt.timezone.utc).isoformat(
                            timespec="seconds"), "machine": f"{platform.machine()}, {args.threads} torch thread(s)",

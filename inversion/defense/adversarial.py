@@ -55,9 +55,7 @@ class SimulatedAttacker(nn.Module):
 
 
 class AttackerAware(NoDefense):
-    """Sends the feature unchanged; what protects is the fine-tuned device side (``trains = "both"``)."""
-
-    trains = "both"
+    """Sends the feature unchanged; what protects is the fine-tuned device side (registered ``trains="both"``)."""
 
     def __init__(self, strength: float, feature_shape: tuple[int, ...]):
         super().__init__(strength, feature_shape)

@@ -38,9 +38,8 @@ class ClippedGaussianNoise(Defense):
     under noise of its own size. C is the median norm of clean auxiliary features (:meth:`calibrate`).
     """
 
-    def __init__(self, strength: float, feature_shape: tuple[int, ...], trains: str = "none"):
+    def __init__(self, strength: float, feature_shape: tuple[int, ...]):
         super().__init__(strength, feature_shape)
-        self.trains = trains
         self.register_buffer("clip_norm", torch.tensor(1.0))
 
     def calibrate(self, clean_features: torch.Tensor) -> None:
@@ -73,7 +72,7 @@ def _noise(strength: float, feature_shape: tuple[int, ...]) -> Defense:
 @register_defense("noise-ft", strength="sigma", strengths=(0.25, 0.5, 1.0, 2.0, 4.0), trains="server",
                   description="norm clipping + Gaussian noise, the server side fine-tuned on noisy features")
 def _noise_ft(strength: float, feature_shape: tuple[int, ...]) -> Defense:
-    return ClippedGaussianNoise(strength, feature_shape, trains="server")
+    return ClippedGaussianNoise(strength, feature_shape)
 
 
 def quantize_ste(feature: torch.Tensor, bits: int) -> torch.Tensor:
@@ -118,8 +117,6 @@ def _quantize(strength: float, feature_shape: tuple[int, ...]) -> Defense:
 class BottleneckQuantize(Quantize):
     """A learned 1×1 convolution to C/4 channels (a linear map to d/4 for a vector), then k-bit
     quantisation; the server expands back with a learned 1×1 convolution. Trains both sides."""
-
-    trains = "both"
 
     def __init__(self, strength: float, feature_shape: tuple[int, ...]):
         super().__init__(strength, feature_shape)
@@ -174,8 +171,6 @@ def distance_correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 class NoPeek(NoDefense):
     """NoPeek (Vepakomma et al. 2020): fine-tune with task loss + α · dCor²(input, feature)."""
-
-    trains = "both"
 
     def penalty(self, images: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
         return self.strength * distance_correlation(images, feature)

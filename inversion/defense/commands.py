@@ -3,6 +3,7 @@ write the figure."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
@@ -54,9 +55,19 @@ def summary_table(summary: DefendSummary) -> str:
 
 
 def _defenses(text: str) -> tuple[str, ...]:
-    names = DEFENSES.names() if text == "all" else [p.strip() for p in text.split(",")]
-    if not names or "" in names:
+    """``all``, or names; ``module:name`` imports your module first (its ``@register_defense`` runs)."""
+    items = [p.strip() for p in text.split(",")]
+    if not text.strip() or "" in items:
         raise UserInputError(f"--defense {text!r}: expected names such as quantize,noise (or all)")
+    names = []
+    for item in items:
+        module, colon, name = item.rpartition(":")
+        if colon:
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise UserInputError(f"--defense {item!r}: cannot import {module!r} ({exc})") from None
+        names += DEFENSES.names() if name == "all" else [name]
     for name in names:
         DEFENSES.get(name)
     return tuple(dict.fromkeys(names))
@@ -65,7 +76,8 @@ def _defenses(text: str) -> tuple[str, ...]:
 @click.command()
 @click.option("--model", required=True, metavar="NAME|pkg.module:factory", help="Zoo model or a user factory.")
 @click.option("--defense", "defense", default="all", show_default=True, metavar="NAMES",
-              help=f"Comma-separated defenses or all: {', '.join(DEFENSES.names())}.")
+              help=f"Comma-separated defenses or all: {', '.join(DEFENSES.names())}; module:name for one "
+                   "your module registers (docs/extending.md).")
 @click.option("--strengths", metavar="S1,S2,...",
               help="Strengths of every defense given (default: each defense's own, docs/defenses.md).")
 @click.option("--layers", metavar="Z1,Z2,...", help="Split points (default: all of 1..L-1).")
@@ -76,6 +88,8 @@ def _defenses(text: str) -> tuple[str, ...]:
               help="Labelled images: fashion-mnist (benchmarks/get_fashion_mnist.sh) or gratings (built in).")
 @click.option("--weights", default=None,
               help="Trained state_dict (default: the bundled Fashion-MNIST weights of a LeNet).")
+@click.option("--image-size", type=click.IntRange(8, 1024), metavar="PIXELS",
+              help="Square image side [the size the bundled weights were trained at, else the model's native].")
 @click.option("--profile", "profile_path", type=click.Path(path_type=Path),
               help="Profile table the records go to (default data/profiles/<model>.json).")
 @click.option("--out", type=click.Path(path_type=Path), help=f"Folder of {FIGURE_NAME} (default runs/defend/<model>/).")
@@ -84,12 +98,12 @@ def _defenses(text: str) -> tuple[str, ...]:
 @click.option("--threads", type=int, metavar="N", help="CPU threads for torch (1 when other jobs share the cores).")
 @click.option("--redo", is_flag=True, help="Price the options again; the values they replace go to the table's history.")
 def defend(model: str, defense: str, strengths: str | None, layers: str | None, seeds: str, budget: str,
-           dataset: str, weights: str | None, profile_path: Path | None, out: Path | None, device: str,
+           dataset: str, weights: str | None, image_size: int | None, profile_path: Path | None, out: Path | None, device: str,
            precision: str, threads: int | None, redo: bool) -> None:
     """Price defenses per split: bytes, compute, accuracy and leakage against attackers who know them."""
     request = DefendRequest(model=model, defenses=_defenses(defense), strengths=strengths,
                             layers=parse_layers(layers), seeds=tuple(parse_seed_list(seeds, SEED_MAX)),
-                            budget=budget, dataset=dataset, weights=weights, profile=profile_path, device=device,
+                            budget=budget, dataset=dataset, weights=weights, image_size=image_size, profile=profile_path, device=device,
                             precision=precision, threads=threads, redo=redo)
     folder = Path(out or Path("runs/defend") / model.replace(":", "."))
     check_writable(folder, "--out", folder=True)

@@ -32,7 +32,7 @@ from inversion.defense.finetune import DefendedSplit, FinetuneConfig, accuracy, 
 from inversion.defense.registry import DefenseSpec
 from inversion.defense.whitebox import WhiteboxConfig, rmle_attack
 from inversion.features import CACHE_DTYPE, SplitFeatures, decoder_input_shapes
-from inversion.metrics import Leakage, mean_ci95, psnr_per_image, ssim_per_image
+from inversion.metrics import Leakage, mean_ci95, no_information_floor, psnr_per_image, ssim_per_image
 from profiler.latency import median_ms
 
 FEATURE_BATCH = 128
@@ -56,7 +56,7 @@ class DefenseBudget:
 
 BUDGETS: dict[str, DefenseBudget] = {
     "smoke": DefenseBudget("smoke", 64, 16, TrainConfig(steps=10, batch_size=32), FinetuneConfig(steps=5, batch_size=32),
-                           WhiteboxConfig(steps=5, images=8, batch_size=8)),
+                           WhiteboxConfig(steps=5, images=8, batch_size=8, choose_images=4)),
     "quick": DefenseBudget("quick", 2048, 256, TrainConfig(steps=400, batch_size=64), FinetuneConfig(),
                            WhiteboxConfig()),
     "standard": DefenseBudget("standard", 4096, 512, TrainConfig(steps=1600, batch_size=64),
@@ -76,18 +76,21 @@ class Victim:
     test_y: torch.Tensor
     aux_images: torch.Tensor               # attacker's auxiliary images
     victim_images: torch.Tensor            # the attacked held-out images
-    table_splits: list[dict[str, Any]]     # the profile table's cost rows, by split
+    unit_macs: list[int]                   # MACs of units 1..L at the run's image size (fvcore, profiler.costs)
     device: torch.device
     bf16: bool
     clean_decoders: dict[tuple[int, int], Decoder] = field(default_factory=dict)   # (z, seed) → undefended g_z
 
 
-def _estimate_json(originals: torch.Tensor, recon: torch.Tensor) -> dict[str, Any]:
+def _estimate_json(originals: torch.Tensor, recon: torch.Tensor, aux_images: torch.Tensor) -> dict[str, Any]:
+    """SSIM and PSNR with CIs over ``originals``, and the no-information floor on those same images."""
     per_image = ssim_per_image(originals, recon)
     leak = Leakage(mean_ci95(per_image), mean_ci95(psnr_per_image(originals, recon)))
     ssim, psnr = leak.ssim.as_json(), leak.psnr.as_json()
+    floor = no_information_floor(aux_images, originals).ssim
     return {"ssim": ssim["mean"], "ssim_ci95": ssim["ci95"], "psnr": psnr["mean"], "psnr_ci95": psnr["ci95"],
-            "n": ssim["n"], "ssim_per_image": [round(float(v), 4) for v in per_image]}
+            "n": ssim["n"], "floor_ssim": round(floor.mean, 4), "floor_ssim_ci95": [round(v, 4) for v in floor.ci95],
+            "ssim_per_image": [round(float(v), 4) for v in per_image]}
 
 
 @torch.no_grad()
@@ -148,6 +151,7 @@ def price_option(victim: Victim, z: int, spec: DefenseSpec, strength: float, see
     calibrate(model, victim.train_x, device, bf16)
     progress("fine-tune")
     losses = finetune(model, victim.train_x, victim.train_y, budget.finetune, device, bf16, seed)
+    model.eval()
     progress("accuracy")
     torch.manual_seed(seed + 1)
     acc = accuracy(model, victim.test_x, victim.test_y, device, bf16)
@@ -159,27 +163,27 @@ def price_option(victim: Victim, z: int, spec: DefenseSpec, strength: float, see
     progress("decoder")
     outcome = attack_split(SplitFeatures(z, aux_f, test_f, defense.sent_shape()), victim.aux_images,
                            victim.victim_images, budget.decoder, device, seed, bf16)
-    attacks: dict[str, Any] = {"decoder": _estimate_json(victim.victim_images, outcome.reconstructions)
+    attacks: dict[str, Any] = {"decoder": _estimate_json(victim.victim_images, outcome.reconstructions, victim.aux_images)
                                | {"convergence": outcome.convergence.as_json()}}
     if defense.sent_shape() == clean_shape:
         progress("unaware decoder")
         recon = reconstruct(clean_decoder(victim, z, budget, seed), test_f, device, bf16)
-        attacks["decoder_unaware"] = _estimate_json(victim.victim_images, recon)
+        attacks["decoder_unaware"] = _estimate_json(victim.victim_images, recon, victim.aux_images)
     progress("rmle")
     n_wb = min(budget.whitebox.images, len(victim.victim_images))
+    n_aux = min(budget.whitebox.choose_images, len(aux_f))
     recon, tv = rmle_attack(model, test_f[:n_wb].float().reshape(n_wb, *defense.sent_shape()),
-                            aux_f[:16].float().reshape(min(16, len(aux_f)), *defense.sent_shape()),
-                            victim.aux_images[:16], budget.whitebox, device, bf16)
-    attacks["rmle"] = _estimate_json(victim.victim_images[:n_wb], recon) | {"tv_weight": tv}
+                            aux_f[:n_aux].float().reshape(n_aux, *defense.sent_shape()),
+                            victim.aux_images[:n_aux], budget.whitebox, device, bf16)
+    attacks["rmle"] = _estimate_json(victim.victim_images[:n_wb], recon, victim.aux_images) | {"tv_weight": tv}
     worst = max(attacks, key=lambda a: attacks[a]["ssim"] if attacks[a]["ssim"] is not None else -math.inf)
     dev_ms, srv_ms = _latencies(model, victim.test_x, device)
-    row = victim.table_splits[z]
     return {
         "split": z, "defense": spec.name, "strength": strength, "seed": seed, "trains": defense.trains,
         "sent_shape": list(defense.sent_shape()), "sent_bytes": defense.sent_bytes(),
         "clean_bytes": 4 * math.prod(clean_shape),
-        "device_macs": int(row["device_macs"]) + defense.device_macs(),
-        "server_macs": int(row["server_macs"]) + defense.server_macs(),
+        "device_macs": sum(victim.unit_macs[:z]) + defense.device_macs(),
+        "server_macs": sum(victim.unit_macs[z:]) + defense.server_macs(),
         "defense_macs": {"device": defense.device_macs(), "server": defense.server_macs()},
         "device_latency_ms": round(dev_ms, 4), "server_latency_ms": round(srv_ms, 4),
         "accuracy": acc.as_json(),

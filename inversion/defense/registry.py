@@ -94,8 +94,7 @@ class DefenseSpec:
         defense = self.factory(strength, feature_shape)
         if not isinstance(defense, Defense):
             raise TypeError(f"defense {self.name!r}: factory returned {type(defense).__name__}, not a Defense")
-        if defense.trains not in TRAINS:
-            raise TypeError(f"defense {self.name!r}: trains={defense.trains!r} not in {TRAINS}")
+        defense.trains = self.trains          # the registration says what fine-tuning trains
         return defense
 
 

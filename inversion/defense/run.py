@@ -39,10 +39,11 @@ from inversion.defense.registry import DEFENSES, parse_strengths
 from inversion.identity import victim_identity
 from inversion.metrics import no_information_floor
 from inversion.run import default_paths, parse_layers
+from profiler.costs import count_units
 from profiler.graph import split_model
 from profiler.zoo import load_model
 
-TRAINED_WEIGHTS = Path("data/weights/lenets.json")
+WEIGHTS_DIR = Path("data/weights")
 THREAT = ("the attacker knows the split, the defense and its strength; the decoder attack trains on "
           "defended features of auxiliary images, rMLE also knows the device-side weights as fine-tuned")
 
@@ -56,7 +57,8 @@ class DefendRequest:
     seeds: tuple[int, ...] = (0,)
     budget: str = "quick"
     dataset: str = "fashion-mnist"
-    weights: str | None = None            # None: the bundled trained weights of a LeNet
+    weights: str | None = None            # None: the bundled trained weights (data/weights/*.json)
+    image_size: int | None = None         # None: the size those weights were trained at, else the native one
     profile: Path | None = None
     device: str = "auto"
     precision: str = "auto"
@@ -76,14 +78,22 @@ class DefendSummary:
     floor: float
 
 
-def default_weights(model: str) -> str:
-    """The bundled Fashion-MNIST weights of a LeNet (``data/weights/lenets.json``); refused for others."""
-    if TRAINED_WEIGHTS.is_file():
-        record = json.loads(TRAINED_WEIGHTS.read_text()).get(model)
+def trained_record(model: str) -> dict[str, Any] | None:
+    """The bundled Fashion-MNIST training record of ``model`` (``data/weights/*.json``), if any."""
+    for file in sorted(WEIGHTS_DIR.glob("*.json")):
+        record = json.loads(file.read_text()).get(model)
         if record and Path(record["weights_file"]).is_file():
-            return record["weights_file"]
-    raise UserInputError(f"--weights: {model} has no bundled trained weights; a defense is priced in accuracy, "
-                         "so give the state_dict it was trained to (or `none` to price a random init)")
+            return record
+    return None
+
+
+def default_weights(model: str) -> str:
+    """The bundled trained weights of ``model``; refused (one line) for a model without them."""
+    record = trained_record(model)
+    if record is None:
+        raise UserInputError(f"--weights: {model} has no bundled trained weights; a defense is priced in accuracy, "
+                             "so give the state_dict it was trained to (or `none` to price a random init)")
+    return record["weights_file"]
 
 
 class _Classifier(nn.Module):
@@ -139,14 +149,19 @@ def run_defend(request: DefendRequest, log: Callable[[str], None] = lambda s: No
                              f"splits into {model.num_units}")
     check_writable(profile_path, "--profile")
     options = _options(request, model.num_units)
-    channels, size = int(loaded.input_shape[0]), int(loaded.input_shape[-1])
+    record = trained_record(loaded.name) if request.weights is None else None
+    channels = int(loaded.input_shape[0])
+    size = request.image_size or int((record or {}).get("image_size") or loaded.input_shape[-1])
     budget = BUDGETS[request.budget]
-    meta = {"model": loaded.name, "weights": loaded.weights_label, "victim": asdict(identity),
-            "dataset": request.dataset, "image_size": size, "budget": budget.as_json(), "threat_model": THREAT}
-    key = settings_digest(meta)
+    settings = {"model": loaded.name, "weights": loaded.weights_label, "victim": asdict(identity),
+                "dataset": request.dataset, "image_size": size, "budget": budget.as_json()}
+    key = settings_digest(settings)                    # what fixes a number, seeds aside (no free text)
+    meta = settings | {"settings_key": key, "threat_model": THREAT, "splitpriv_version": store.splitpriv_version()}
     done = defense_table.records(table, key)
     todo = [o for o in options if request.redo or defense_table.option_key(*o) not in done]
     data = load_labelled(request.dataset, size)
+    example = victim_input(data.train_x[:1], channels)
+    unit_macs = [c.macs for c in count_units([u.module for u in model.units], example.to(device))[0]]
     reference = accuracy(_Classifier(model, channels), data.test_x, data.test_y, device, bf16)
     log(f"{loaded.name}: {len(options)} options ({len(options) - len(todo)} already in {profile_path}), to do "
         f"{len(todo)}; undefended test accuracy {reference.value:.4f} on {reference.n} images; {device}, "
@@ -161,7 +176,7 @@ def run_defend(request: DefendRequest, log: Callable[[str], None] = lambda s: No
         if seed not in victims:
             aux, vic = data.attacker_images(budget.n_train, budget.n_test, seed)
             victims[seed] = Victim(model, channels, data.train_x, data.train_y, data.test_x, data.test_y, aux, vic,
-                                   table["splits"], device, bf16)
+                                   unit_macs, device, bf16)
         victim = victims[seed]
         floor = no_information_floor(victim.aux_images, victim.victim_images).ssim.mean
         bar.set_postfix_str(f"z{z} {name} {strength:g} seed {seed}")
