@@ -248,13 +248,15 @@ def all_splits(env: EdgeEnv, server: torch.Tensor) -> tuple[torch.Tensor, torch.
 @register_baseline("greedy", "user")
 class Greedy:
     """Strongest-channel server hosting the service; deepest split whose equal-share delay estimate
-    meets τ̄ (the fastest split when none does)."""
+    meets τ̄ (the fastest split when none does). Plain split points only (it knows no defenses)."""
 
     def act(self, env: EdgeEnv, obs: UserObs) -> tuple[torch.Tensor, torch.Tensor]:
         server = channel_server(env, obs)
         cand_server, cand_split = all_splits(env, server)
         est = env.estimate_outcome(cand_server, cand_split, users_per_server(server, env.dims[1]))
-        delay = torch.where(obs.split_mask, est.delay_s, torch.full_like(est.delay_s, math.inf))
+        plain = obs.split_mask & ~env.catalog.defended.index_select(0, env.request_service.reshape(-1)) \
+            .view_as(obs.split_mask)
+        delay = torch.where(plain, est.delay_s, torch.full_like(est.delay_s, math.inf))
         meets = delay <= env.cfg.cost.delay_limit_s
         z = torch.arange(delay.shape[-1], device=env.device)
         deepest_ok = torch.where(meets, z, torch.full_like(z, -1)).max(-1).values
@@ -265,8 +267,7 @@ class Greedy:
 def lagrangian_score(est: UserOutcome, lam: float, env: EdgeEnv) -> torch.Tensor:
     """μ1 C^priv + μ2 e + λ τ per candidate, plus −R^fail for a candidate that fails (miss or time-out):
     the negative of eq. 25's reward without its delay term, so a candidate is priced as the user is paid."""
-    cost = env.cfg.cost
-    spent = cost.mu1 * est.privacy + cost.mu2 * est.energy_j
+    spent = est.spent(env.cfg.cost)              # μ1 C^priv + μ2 e (+ a defense option's accuracy cost)
     fail = torch.where(est.served, torch.zeros_like(spent), torch.full_like(spent, -env.cfg.reward.reward_fail))
     return spent + fail + lam * est.delay_s
 

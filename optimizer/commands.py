@@ -175,7 +175,8 @@ def evaluate(policy, checkpoint, deployment, allocation, profiles, synthetic_pro
         source = profiles
         if note:
             click.echo(note, err=True)
-    catalog = ServiceCatalog.from_profiles(source, cfg.env.services_per_model, cfg.env.compute_unit)
+    catalog = ServiceCatalog.from_profiles(source, cfg.env.services_per_model, cfg.env.compute_unit,
+                                           cfg.env.defenses)
     env = EdgeEnv(cfg.env, catalog, num_envs=cfg.num_envs, device=device, seed=cfg.seed)
     for name, run in members.items():
         run.check_fits(env, name)             # before any episode: a mismatch would fail mid-episode

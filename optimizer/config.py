@@ -122,6 +122,9 @@ class CostConfig:
       the limit binds at r = 1 only from 1.5e-5 (1e-5: the λ = 0 optimum runs at 2.69 s, under τ̄), the
       smallest scale on a grid fixed before calibrating (BENCHMARKS.md, "Re-calibration for the 400 × 64
       tables").
+    - ``accuracy_weight`` (ω_acc, ours; with ``env.defenses`` only): a defense that costs accuracy Δacc is
+      charged ω_acc · D^in · Δacc, the expected misclassified images of the request at ω_acc each (100 ≈ the
+      charged cost of a mean request at the default). Without defenses every Δacc is 0 and nothing changes.
     - ``leakage_measure``: ``"above_floor"`` charges Lea = (SSIM − floor)/(1 − floor), the reconstruction
       quality an attacker gains over the no-information floor (the bundled floors are 0.19 on Fashion-MNIST
       and 0.42 on the 64-px photographs, so raw SSIM charges 20–40 % of the raw input's privacy for a feature
@@ -134,9 +137,10 @@ class CostConfig:
     mu1: float = 5.0
     mu2: float = 5.0
     delay_limit_s: float = 3.0
+    accuracy_weight: float = 100.0     # ω_acc: cost of one misclassified image (only with env.defenses)
 
     def __post_init__(self) -> None:
-        for name in ("alpha1", "alpha2", "mu1", "mu2"):
+        for name in ("alpha1", "alpha2", "mu1", "mu2", "accuracy_weight"):
             _check_positive("env.cost", name, getattr(self, name), allow_zero=True)
         _check_positive("env.cost", "privacy_bytes_scale", self.privacy_bytes_scale)
         _check_positive("env.cost", "delay_limit_s", self.delay_limit_s)
@@ -175,6 +179,9 @@ class EnvConfig:
     a hit skips the download τ^E2U. ``mask_servers_without_service``: the user server mask only
     allows servers hosting the requested service (all servers when none does).
     ``observe_channel`` appends the J per-server channel gains (dB, scaled) to the user observation.
+    ``defenses`` offers, beside each split point, the defense options priced in the profile tables
+    (``python cli.py defend``; :mod:`optimizer.env.defense_options`) as further choices of the user's
+    split action, charged their accuracy drop (``cost.accuracy_weight``); off by default.
     """
     num_servers: int = 10
     num_users: int = 50
@@ -188,6 +195,7 @@ class EnvConfig:
     user_cache: bool = True
     mask_servers_without_service: bool = True
     observe_channel: bool = True
+    defenses: bool = False
     channel: ChannelConfig = field(default_factory=ChannelConfig)
     capacity: CapacityConfig = field(default_factory=CapacityConfig)
     cost: CostConfig = field(default_factory=CostConfig)

@@ -147,12 +147,25 @@ def test_finetuning_trains_only_what_the_defense_says(trained):
         split = DefendedSplit(sm.head(2), defense, sm.tail(2), 3)
         head0 = [p.clone() for p in split.device_side.parameters()]
         tail0 = [p.clone() for p in split.server_side.parameters()]
-        finetune(split, data.train_x, data.train_y, FinetuneConfig(steps=3, batch_size=16), torch.device("cpu"),
-                 False, 0)
+        result = finetune(split, data.train_x, data.train_y, FinetuneConfig(steps=3, batch_size=16, val_images=256),
+                          torch.device("cpu"), False, 0)
         moved = any(not torch.equal(a, b) for a, b in zip(head0, split.device_side.parameters()))
         assert moved == device_moves
-        assert any(not torch.equal(a, b) for a, b in zip(tail0, split.server_side.parameters()))
+        server_moved = any(not torch.equal(a, b) for a, b in zip(tail0, split.server_side.parameters()))
+        assert server_moved == result.kept
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())   # the victim is never changed
+
+
+def test_a_server_refit_that_hurts_is_not_kept(trained):
+    """lr = 3 wrecks the server side in a few steps: the untouched server is restored, accuracy unchanged."""
+    _, model, data = trained
+    sm = split_model(model)
+    split = DefendedSplit(sm.head(2), DEFENSES.get("noise-ft").build(0.25, (32, 16, 16)), sm.tail(2), 3)
+    tail0 = [p.clone() for p in split.server_side.parameters()]
+    result = finetune(split, data.train_x, data.train_y, FinetuneConfig(steps=5, batch_size=32, lr=3.0, val_images=256),
+                      torch.device("cpu"), False, 0)
+    assert not result.kept and result.val_after < result.val_before
+    assert all(torch.equal(a, b) for a, b in zip(tail0, split.server_side.parameters()))
 
 
 def test_registry_takes_a_users_defense_and_refuses_a_second_name():
@@ -220,6 +233,7 @@ def test_defend_command_resumes_keeps_and_redoes_without_losing_a_value(trained,
     (["--defense", "quantize", "--strengths", "0.5"], "bits must be an integer"),
     (["--defense", "noise", "--layers", "7"], "--layers 7"),
     (["--defense", "noise", "--seeds", "1,1"], "named twice"),
+    (["--defense", "noise", "--image-size", "40"], "--image-size 40: lenet7 cannot run at it"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(trained, tmp_path, args, message):
     weights, _, _ = trained

@@ -169,10 +169,11 @@ def test_macs_switch_halves_the_workload():
 
 def test_leakage_above_the_no_information_floor_by_hand():
     ssim = T([[1.0, 0.7, 0.5, 0.3, 0.0], [1.0, 0.9, 0.0, 0.0, 0.0]])
-    valid = T([[True] * 5, [True, True, True, False, False]])     # service 2 has L = 2 (padded after)
+    runs = torch.tensor([[0, 1, 2, 3, 4], [0, 1, 2, 2, 2]])     # service 2 has L = 2 (padded after)
+    levels = torch.tensor([4, 2])
     floor = T([0.4, 0.5])
-    above = sm.effective_leakage(ssim, floor, valid, "above_floor")
+    above = sm.effective_leakage(ssim, floor, runs, levels, "above_floor")
     # (0.7 − 0.4) / 0.6 = 0.5, (0.5 − 0.4) / 0.6 = 1/6, 0.3 below the floor → 0; z = 0 → 1, z ≥ L → 0
     assert above.tolist()[0] == pytest.approx([1.0, 0.5, 1 / 6, 0.0, 0.0])
     assert above.tolist()[1] == pytest.approx([1.0, 0.8, 0.0, 0.0, 0.0])
-    assert torch.equal(sm.effective_leakage(ssim, floor, valid, "ssim"), ssim)
+    assert torch.equal(sm.effective_leakage(ssim, floor, runs, levels, "ssim"), ssim)

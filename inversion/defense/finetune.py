@@ -28,11 +28,28 @@ CALIBRATION_IMAGES = 512
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """Adam at ``lr`` for ``steps`` minibatches of ``batch_size`` from the owner's training images."""
+    """Adam at ``lr`` for ``steps`` minibatches of ``batch_size`` from the owner's training images, less
+    ``val_images`` held out (seeded) to judge a server-only fine-tune against none."""
 
     steps: int = 150
     batch_size: int = 64
     lr: float = 5e-4
+    val_images: int = 1000
+
+
+@dataclass
+class FinetuneResult:
+    """Losses per step and, for a server-only fine-tune, held-out accuracy before and after and whether
+    the fine-tuned server was kept (it is only when it is not worse: re-fitting must never cost accuracy)."""
+
+    losses: list[float]
+    val_before: float | None = None
+    val_after: float | None = None
+    kept: bool = True
+
+    def as_json(self) -> dict:
+        return {"steps": len(self.losses), "final_loss": round(self.losses[-1], 5) if self.losses else None,
+                "val_accuracy_before": self.val_before, "val_accuracy_after": self.val_after, "kept": self.kept}
 
 
 class DefendedSplit(nn.Module):
@@ -79,24 +96,42 @@ def calibrate(model: DefendedSplit, images: torch.Tensor, device: torch.device, 
     model.defense.calibrate(clean)
 
 
+def _val_accuracy(model: DefendedSplit, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
+                  bf16: bool, seed: int) -> float:
+    torch.manual_seed(seed)                                # the same noise draws before and after
+    return accuracy(model, images, labels, device, bf16).value
+
+
 def finetune(model: DefendedSplit, images: torch.Tensor, labels: torch.Tensor, config: FinetuneConfig,
              device: torch.device, bf16: bool, seed: int,
-             progress: Callable[[int, float], None] = lambda step, loss: None) -> list[float]:
-    """Fine-tune what the defense trains (nothing for ``trains == "none"``); returns the loss per step."""
+             progress: Callable[[int, float], None] = lambda step, loss: None) -> FinetuneResult:
+    """Fine-tune what the defense trains (nothing for ``trains == "none"``).
+
+    Device units that are not trained stay in eval mode (their batch-norm statistics never move). A
+    server-only fine-tune is kept only if its held-out accuracy is not below the untouched server's."""
     params = model.trained_parameters()
     if not params or config.steps == 0:
-        return []
+        return FinetuneResult([])
     for p in model.parameters():
         p.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(params, lr=config.lr)
-    torch.manual_seed(seed)                                # the defense's noise and the simulated attacker
     generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(images), generator=generator)
+    n_val = min(config.val_images, len(images) // 4)
+    val, fit = order[:n_val], order[n_val:]
+    server_only = model.defense.trains == "server" and n_val > 0
+    if server_only:
+        before = _val_accuracy(model, images[val], labels[val], device, bf16, seed)
+        initial = [copy.deepcopy(m.state_dict()) for m in (model.adapter, model.server_side)]
+    torch.manual_seed(seed)                                # the defense's noise and the simulated attacker
     model.train()
+    if model.defense.trains != "both":
+        model.device_side.eval()
     losses = []
     for step in range(config.steps):
-        idx = torch.randint(0, len(images), (config.batch_size,), generator=generator)
+        idx = fit[torch.randint(0, len(fit), (config.batch_size,), generator=generator)]
         x, y = images[idx].to(device), labels[idx].to(device)
         with autocast(device, bf16):
             clean = model.clean_feature(x)
@@ -112,7 +147,13 @@ def finetune(model: DefendedSplit, images: torch.Tensor, labels: torch.Tensor, c
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return losses
+    if not server_only:
+        return FinetuneResult(losses)
+    after = _val_accuracy(model, images[val], labels[val], device, bf16, seed)
+    if after < before:
+        for module, state in zip((model.adapter, model.server_side), initial):
+            module.load_state_dict(state)
+    return FinetuneResult(losses, round(before, 5), round(after, 5), kept=after >= before)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ class DefenseBudget:
 
 
 BUDGETS: dict[str, DefenseBudget] = {
-    "smoke": DefenseBudget("smoke", 64, 16, TrainConfig(steps=10, batch_size=32), FinetuneConfig(steps=5, batch_size=32),
+    "smoke": DefenseBudget("smoke", 64, 16, TrainConfig(steps=10, batch_size=32), FinetuneConfig(steps=5, batch_size=32, val_images=64),
                            WhiteboxConfig(steps=5, images=8, batch_size=8, choose_images=4)),
     "quick": DefenseBudget("quick", 2048, 256, TrainConfig(steps=400, batch_size=64), FinetuneConfig(),
                            WhiteboxConfig()),
@@ -150,7 +150,7 @@ def price_option(victim: Victim, z: int, spec: DefenseSpec, strength: float, see
     model = DefendedSplit(head, defense, tail, victim.channels).to(device)
     calibrate(model, victim.train_x, device, bf16)
     progress("fine-tune")
-    losses = finetune(model, victim.train_x, victim.train_y, budget.finetune, device, bf16, seed)
+    tuned = finetune(model, victim.train_x, victim.train_y, budget.finetune, device, bf16, seed)
     model.eval()
     progress("accuracy")
     torch.manual_seed(seed + 1)
@@ -190,6 +190,6 @@ def price_option(victim: Victim, z: int, spec: DefenseSpec, strength: float, see
         "accuracy_drop": None if reference_accuracy is None else round(reference_accuracy - acc.value, 6),
         "attacks": attacks,
         "leakage": {"attack": worst, "ssim": attacks[worst]["ssim"], "ssim_ci95": attacks[worst]["ssim_ci95"]},
-        "finetune": {"steps": len(losses), "final_loss": round(losses[-1], 5) if losses else None},
+        "finetune": tuned.as_json(),
         "seconds": round(time.perf_counter() - started, 1),
     }

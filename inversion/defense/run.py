@@ -161,7 +161,11 @@ def run_defend(request: DefendRequest, log: Callable[[str], None] = lambda s: No
     todo = [o for o in options if request.redo or defense_table.option_key(*o) not in done]
     data = load_labelled(request.dataset, size)
     example = victim_input(data.train_x[:1], channels)
-    unit_macs = [c.macs for c in count_units([u.module for u in model.units], example.to(device))[0]]
+    try:
+        unit_macs = [c.macs for c in count_units([u.module for u in model.units], example.to(device))[0]]
+    except RuntimeError as exc:
+        raise UserInputError(f"--image-size {size}: {loaded.name} cannot run at it "
+                             f"({str(exc).strip().splitlines()[0][:120]}); use {loaded.input_shape[-1]}") from None
     reference = accuracy(_Classifier(model, channels), data.test_x, data.test_y, device, bf16)
     log(f"{loaded.name}: {len(options)} options ({len(options) - len(todo)} already in {profile_path}), to do "
         f"{len(todo)}; undefended test accuracy {reference.value:.4f} on {reference.n} images; {device}, "

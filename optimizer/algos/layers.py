@@ -52,7 +52,7 @@ SPLIT_ESTIMATE_FEATURES = 3
 def split_estimates(env, uo) -> torch.Tensor:
     """What each split of its request would cost a user, (B, K, Z·3) split-major: at its strongest-channel
     server among those allowed, with an equal share of a server carrying the average load K / J,
-    μ1 C^priv / 100 and μ2 e / 100 (eq. 12 cost units) and log(1 + τ / τ̄) (eq. 5–10,
+    (μ1 C^priv + a defense option's accuracy cost) / 100 and μ2 e / 100 (eq. 12 cost units) and log(1 + τ / τ̄) (eq. 5–10,
     :meth:`EdgeEnv.estimate_outcome`). Everything in it is the user's own (device, channel, request, cache)
     or public (profile tables, server capacities): not other users' choices. 0 on invalid splits.
 
@@ -64,7 +64,7 @@ def split_estimates(env, uo) -> torch.Tensor:
     load = torch.full((B, J), K / J, device=server.device)
     est = env.estimate_outcome(server, split, load)
     cost = env.cfg.cost
-    feats = torch.stack([cost.mu1 * est.privacy / 100.0, cost.mu2 * est.energy_j / 100.0,
+    feats = torch.stack([(cost.mu1 * est.privacy + est.accuracy_cost) / 100.0, cost.mu2 * est.energy_j / 100.0,
                          torch.log1p(est.delay_s / cost.delay_limit_s)], dim=-1).float()
     feats = torch.nan_to_num(feats, nan=0.0, posinf=10.0, neginf=-10.0).clamp(-10.0, 10.0)
     return torch.where(uo.split_mask.unsqueeze(-1), feats, torch.zeros_like(feats)).flatten(-2)

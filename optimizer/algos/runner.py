@@ -41,10 +41,11 @@ def load_catalog(profiles: str, env_cfg: EnvConfig) -> ServiceCatalog:
     """Profile folder → catalog; ``"synthetic"`` uses the env's SYNTHETIC tables (labelled as such)."""
     if profiles == SYNTHETIC:
         from optimizer.env.synthetic import synthetic_zoo
-        return ServiceCatalog.from_profiles(synthetic_zoo(), env_cfg.services_per_model, env_cfg.compute_unit)
+        return ServiceCatalog.from_profiles(synthetic_zoo(), env_cfg.services_per_model, env_cfg.compute_unit,
+                                            env_cfg.defenses)
     if not Path(profiles).is_dir():
         raise UserInputError(f"--profiles {profiles}: not a folder of profile tables (or 'synthetic')")
-    return ServiceCatalog.from_profiles(profiles, env_cfg.services_per_model, env_cfg.compute_unit)
+    return ServiceCatalog.from_profiles(profiles, env_cfg.services_per_model, env_cfg.compute_unit, env_cfg.defenses)
 
 
 @dataclass

@@ -25,13 +25,15 @@ _RESET, _SLOT = 1, 2
 
 
 class _ChoiceRows(NamedTuple):
-    """Per choice: D^U(z), Ω^U, Ω^E, D^up, Lea, D_raw (the columns of ``_split_table``), and D^U not cached."""
+    """Per choice: D^U(z), Ω^U, Ω^E, D^up, Lea, D_raw, Δacc (the columns of ``_split_table``), and D^U not
+    cached."""
     device_param_bytes: torch.Tensor
     device_work: torch.Tensor
     server_work: torch.Tensor
     uplink_bytes: torch.Tensor
     leakage: torch.Tensor
     raw_input_bytes: torch.Tensor
+    accuracy_drop: torch.Tensor
     download_bytes: torch.Tensor
 
 
@@ -51,11 +53,19 @@ class EdgeEnv:
         self._episode, self.t = -1, 0
         self._set_seed(seed)
         c = self.catalog
-        self.leakage = sm.effective_leakage(c.leakage, c.leakage_floor, c.split_valid, cfg.cost.leakage_measure)
-        # (I·Z, 6): D^U, Ω^U, Ω^E, D^up, Lea, D_raw per (service, split), one gather per step
+        self.leakage = sm.effective_leakage(c.leakage, c.leakage_floor, c.choice_split, c.num_splits,
+                                            cfg.cost.leakage_measure)
+        drop = c.accuracy_drop if c.has_defenses else torch.zeros_like(c.leakage)
+        # (I·Z, 7): D^U, Ω^U, Ω^E, D^up, Lea, D_raw, Δacc per (service, column), one gather per step
         self._split_table = torch.stack([c.device_param_bytes, c.device_work, c.server_work, c.uplink_bytes,
-                                         self.leakage, c.raw_input_bytes.unsqueeze(1).expand_as(c.leakage)],
-                                        dim=-1).reshape(-1, 6)
+                                         self.leakage, c.raw_input_bytes.unsqueeze(1).expand_as(c.leakage), drop],
+                                        dim=-1).reshape(-1, 7)
+        # with defenses, C^fail bounds every column of the service: its largest Δacc and work Ω^U + Ω^E
+        valid = c.split_valid
+        self._worst_drop = torch.where(valid, drop, torch.zeros_like(drop)).amax(-1)
+        self._model_work = torch.where(valid, c.device_work + c.server_work,
+                                       torch.zeros_like(drop)).amax(-1)
+        self._has_options = c.defended.any(-1)
         self._noise = channel.noise_w_per_hz(cfg.channel)
         self._server_xy = channel.server_grid_m(cfg.num_servers, cfg.area_m).to(self.device)
         ranks = torch.arange(1, c.num_services + 1, dtype=torch.float64, device=self.device)
@@ -252,9 +262,13 @@ class EdgeEnv:
         if server.shape != (B, K) or split.shape != (B, K):
             raise ValueError(f"server and split must have shape {(B, K)}, got {tuple(server.shape)}, "
                              f"{tuple(split.shape)}")
-        limit = self.catalog.num_splits.gather(0, self.request_service.view(-1)).view(B, K)
-        if ((server < 0) | (server >= J) | (split < 0) | (split > limit)).any():
-            raise ValueError("server outside 0..J-1 or split outside 0..L_i of the requested service")
+        Z = self.dims[4]
+        inside = (split >= 0) & (split < Z)
+        column = (self.request_service * Z + split.clamp(0, Z - 1)).view(-1)
+        valid = inside & self.catalog.split_valid.view(-1).gather(0, column).view(B, K)
+        if ((server < 0) | (server >= J) | ~valid).any():
+            raise ValueError("server outside 0..J-1 or split outside 0..L_i (or the defense options) of the "
+                             "requested service")
 
     def step(self, server: torch.Tensor, split: torch.Tensor, compute_share: torch.Tensor,
              bandwidth_share: torch.Tensor) -> StepResult:
@@ -284,11 +298,13 @@ class EdgeEnv:
             self._period_requests.zero_()
         else:
             dep_reward = torch.zeros(B, J, device=self.device)
-        depth = split.float() / self.catalog.num_splits.gather(0, service.view(-1)).view(B, K).clamp_min(1)
+        ran = self.catalog.choice_split.view(-1).gather(0, (service * Z + split).view(-1)).view(B, K)
+        depth = ran.float() / self.catalog.num_splits.gather(0, service.view(-1)).view(B, K).clamp_min(1)
         charged = request_charged_cost(out, cfg.cost)
         metrics = slot_metrics(out, depth, cfg.cost, charged)
         result = StepResult(
-            user_reward=sm.user_reward(out.privacy, out.energy_j, out.delay_s, served, cfg.cost, cfg.reward),
+            user_reward=sm.user_reward(out.privacy, out.energy_j, out.delay_s, served, cfg.cost, cfg.reward,
+                                       out.accuracy_cost if self.catalog.has_defenses else None),
             user_cost=out.delay_s, alloc_reward=sm.allocation_reward(out.delay_s, assoc), dep_reward=dep_reward,
             truncated=torch.full((B,), self.t + 1 == cfg.slots_per_episode, device=self.device),
             served=served, timed_out=out.timed_out, metrics=metrics, charged_cost=charged)
@@ -307,7 +323,7 @@ class EdgeEnv:
     def _choice_rows(self, service: torch.Tensor, split: torch.Tensor, held: torch.Tensor) -> _ChoiceRows:
         """The profile rows of each (service, split) choice and what must be downloaded beyond the cache."""
         Z = self.dims[4]
-        rows = self._split_table.index_select(0, (service * Z + split).reshape(-1)).view(*split.shape, 6)
+        rows = self._split_table.index_select(0, (service * Z + split).reshape(-1)).view(*split.shape, 7)
         need = rows[..., 0]
         download = (need - held).clamp_min(0.0) if self.cfg.user_cache else need
         return _ChoiceRows(*rows.unbind(-1), download_bytes=download)
@@ -331,7 +347,12 @@ class EdgeEnv:
         else:
             gain = self.channel_gain.gather(1, server.unsqueeze(1)).squeeze(1)
         rows = self._choice_rows(service, split, per_user(self._held_bytes()))
-        need_bytes, dev_work, srv_work, up_bytes, leakage, raw_bytes, download = rows
+        need_bytes, dev_work, srv_work, up_bytes, leakage, raw_bytes, drop, download = rows
+        defended = {}
+        if self.catalog.has_defenses:
+            per_service = lambda v: v.gather(0, service.reshape(-1)).view_as(service)  # noqa: E731
+            work = torch.where(per_service(self._has_options), per_service(self._model_work), dev_work + srv_work)
+            defended = dict(accuracy_drop=drop, worst_accuracy_drop=per_service(self._worst_drop), model_work=work)
         hosted = self.deployment.view(B, J * I).gather(1, (server * I + service).reshape(B, -1)).view_as(server)
         bandwidth = b_share * pick(self.server_bandwidth_hz)
         out = sm.user_outcome(
@@ -341,7 +362,8 @@ class EdgeEnv:
             downlink_bps=channel.shannon_rate_bps(bandwidth, pick(self.server_power_w), gain, self._noise),
             uplink_bps=channel.shannon_rate_bps(bandwidth, per_user(self.user_power_w), gain, self._noise),
             user_power_w=per_user(self.user_power_w), energy_j_per_flop=per_user(self.energy_j_per_flop),
-            privacy_pref=per_user(self.privacy_pref), cost=self.cfg.cost, tau_fail_s=self.cfg.reward.tau_fail_s)
+            privacy_pref=per_user(self.privacy_pref), cost=self.cfg.cost, tau_fail_s=self.cfg.reward.tau_fail_s,
+            **defended)
         return out, need_bytes, hosted
 
     def outcome(self, server: torch.Tensor, split: torch.Tensor, compute_share: torch.Tensor,

@@ -14,6 +14,11 @@ Per service i and split z (profile fields of :mod:`profiler.table`):
 - ``model_bytes``         D_i     = ``totals.param_bytes`` (storage, C7; migration, eq. 23)
 - ``raw_input_bytes``     D_raw_i = ``input_bytes`` (eq. 10)
 - ``leakage_floor``       SSIM of an attacker who learned nothing (``leakage_meta.floor.ssim.mean``; 0 if absent)
+
+With ``defenses=True`` each model's priced defense options (:mod:`optimizer.env.defense_options`) follow
+its split points as further columns: column L_i + 1 + o runs split ``choice_split`` with option o's rows
+and ``accuracy_drop``; Z is then 1 + max_i (L_i + O_i) and padding still holds the values of z = L_i.
+Without it (the default) ``choice_split`` is min(z, L_i) and every ``accuracy_drop`` is 0.
 """
 
 from __future__ import annotations
@@ -27,7 +32,11 @@ from typing import Any, Mapping
 import torch
 
 from common.errors import UserInputError
+from optimizer.env.defense_options import defense_columns
 from profiler import table as profile_table
+
+ROW_FIELDS = ("device_param_bytes", "device_work", "server_work", "uplink_bytes", "leakage", "accuracy_drop",
+              "choice_split")
 
 
 @dataclass(frozen=True)
@@ -45,9 +54,27 @@ class ServiceCatalog:
     uplink_bytes: torch.Tensor           # (I, Z) float: D^up(z)
     leakage: torch.Tensor                # (I, Z) float: Lea(z) in [0, 1]
     leakage_floor: torch.Tensor          # (I,) float: the no-information SSIM of the model's data
-    split_valid: torch.Tensor            # (I, Z) bool: z <= L_i
+    split_valid: torch.Tensor            # (I, Z) bool: a column of the service (z ≤ L_i, or a defense option)
     compute_unit: str                    # "flops" or "macs"
     leakage_warning: str | None = None   # the tables' leakage settings differ (see leakage_settings_warning)
+    choice_split: torch.Tensor | None = None    # (I, Z) long: the split point a column runs (None: min(z, L_i))
+    accuracy_drop: torch.Tensor | None = None   # (I, Z) float: Δacc of a defense option (None: no defenses)
+    choice_labels: tuple[tuple[str, ...], ...] = ()   # per model: "z", or "z2:quantize@4" for an option
+
+    def __post_init__(self) -> None:
+        if self.choice_split is None:
+            z = torch.arange(self.max_splits, device=self.num_splits.device)
+            object.__setattr__(self, "choice_split", torch.minimum(z.unsqueeze(0), self.num_splits.unsqueeze(1)))
+
+    @property
+    def has_defenses(self) -> bool:
+        return self.accuracy_drop is not None
+
+    @property
+    def defended(self) -> torch.Tensor:
+        """(I, Z) bool: the column is a defense option (not a plain split point)."""
+        z = torch.arange(self.max_splits, device=self.num_splits.device)
+        return self.split_valid & (z.unsqueeze(0) > self.num_splits.unsqueeze(1))
 
     @property
     def num_services(self) -> int:
@@ -64,7 +91,8 @@ class ServiceCatalog:
 
     @classmethod
     def from_profiles(cls, source: str | os.PathLike | Mapping[str, dict[str, Any]],
-                      services_per_model: int = 5, compute_unit: str = "flops") -> "ServiceCatalog":
+                      services_per_model: int = 5, compute_unit: str = "flops",
+                      defenses: bool = False) -> "ServiceCatalog":
         """Build from a profile folder (read with leakage required) or a dict ``{model: table}``.
 
         A dict is validated like a folder would be, with the model name standing in for the file.
@@ -77,11 +105,12 @@ class ServiceCatalog:
         else:
             tables, files = profile_table.read_dir_with_files(source, require_leakage=True)
             sources = {name: str(path) for name, path in files.items()}
-        return cls.from_tables(tables, services_per_model, compute_unit, sources)
+        return cls.from_tables(tables, services_per_model, compute_unit, sources, defenses)
 
     @classmethod
     def from_tables(cls, tables: Mapping[str, dict[str, Any]], services_per_model: int,
-                    compute_unit: str, sources: Mapping[str, str] | None = None) -> "ServiceCatalog":
+                    compute_unit: str, sources: Mapping[str, str] | None = None,
+                    defenses: bool = False) -> "ServiceCatalog":
         if services_per_model < 1:
             raise UserInputError(f"config env.services_per_model: must be >= 1, got {services_per_model!r}")
         if not tables:
@@ -91,21 +120,27 @@ class ServiceCatalog:
         sources = dict(sources or {})
         names = tuple(sorted(tables))
         per_model = [_model_rows(tables[n], sources.get(n, f"profile '{n}'"), compute_unit) for n in names]
-        z_max = max(len(rows["leakage"]) for rows in per_model)
+        levels = torch.tensor([len(r["leakage"]) - 1 for r in per_model])
+        labels = [tuple(str(z) for z in range(len(rows["leakage"]))) for rows in per_model]
+        if defenses:
+            for m, name in enumerate(names):
+                labels[m] += _add_options(per_model[m], defense_columns(tables[name], compute_unit))
+        widths = [len(rows["leakage"]) for rows in per_model]
+        z_max = max(widths)
 
         def padded(key: str) -> torch.Tensor:
             out = torch.empty(len(names), z_max, dtype=torch.float64)
             for m, rows in enumerate(per_model):
                 vals = rows[key]
                 out[m, :len(vals)] = torch.tensor(vals, dtype=torch.float64)
-                out[m, len(vals):] = vals[-1]
+                out[m, len(vals):] = vals[int(levels[m])]            # padding holds z = L_i
             return out
 
         model_idx = torch.arange(len(names)).repeat_interleave(services_per_model)
-        levels = torch.tensor([len(r["leakage"]) - 1 for r in per_model])
         fields = {k: padded(k)[model_idx].to(torch.float32)
                   for k in ("device_param_bytes", "device_work", "server_work", "uplink_bytes", "leakage")}
         num_splits = levels[model_idx]
+        width = torch.tensor(widths)[model_idx]
         return cls(
             service_names=tuple(f"{names[m]}#{c}" for m in range(len(names)) for c in range(services_per_model)),
             model_names=names,
@@ -115,9 +150,12 @@ class ServiceCatalog:
             raw_input_bytes=torch.tensor([r["raw_input_bytes"] for r in per_model],
                                          dtype=torch.float32)[model_idx],
             leakage_floor=torch.tensor([r["leakage_floor"] for r in per_model], dtype=torch.float32)[model_idx],
-            split_valid=torch.arange(z_max).unsqueeze(0) <= num_splits.unsqueeze(1),
+            split_valid=torch.arange(z_max).unsqueeze(0) < width.unsqueeze(1),
             compute_unit=compute_unit,
             leakage_warning=leakage_settings_warning(tables),
+            choice_split=padded("choice_split")[model_idx].long(),
+            accuracy_drop=padded("accuracy_drop")[model_idx].to(torch.float32) if defenses else None,
+            choice_labels=tuple(labels),
             **fields,
         )
 
@@ -167,6 +205,19 @@ def leakage_settings_warning(tables: Mapping[str, dict[str, Any]]) -> str | None
             + "; ".join(parts))
 
 
+def _add_options(rows: dict[str, list[float]], columns: list) -> tuple[str, ...]:
+    """Append each defense option's column to a model's rows (its split's device parameters); its labels."""
+    for col in columns:
+        rows["device_param_bytes"].append(rows["device_param_bytes"][col.split])
+        rows["device_work"].append(col.device_work)
+        rows["server_work"].append(col.server_work)
+        rows["uplink_bytes"].append(col.uplink_bytes)
+        rows["leakage"].append(col.leakage)
+        rows["accuracy_drop"].append(col.accuracy_drop)
+        rows["choice_split"].append(col.split)
+    return tuple(col.label for col in columns)
+
+
 def _number(source: str, field: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise UserInputError(f"{source}: field '{field}' must be a finite number >= 0, got {value!r}")
@@ -185,8 +236,7 @@ def _model_rows(tab: dict[str, Any], source: str, compute_unit: str) -> dict[str
     dev_key, srv_key = ("device_flops", "server_flops") if compute_unit == "flops" else ("device_macs", "server_macs")
     splits = tab["splits"]
     last = len(splits) - 1
-    rows: dict[str, list[float]] = {k: [] for k in ("device_param_bytes", "device_work", "server_work",
-                                                    "uplink_bytes", "leakage")}
+    rows: dict[str, list[float]] = {k: [] for k in ROW_FIELDS}
     for z, split in enumerate(splits):
         where = f"splits[{z}]."
         rows["device_param_bytes"].append(_number(source, where + "device_param_bytes", split["device_param_bytes"]))
@@ -195,6 +245,8 @@ def _model_rows(tab: dict[str, Any], source: str, compute_unit: str) -> dict[str
         rows["uplink_bytes"].append(_number(source, where + "uplink_bytes", split["uplink_bytes"]))
         ssim = float(split["leakage"]["ssim"])
         rows["leakage"].append(1.0 if z == 0 else 0.0 if z == last else ssim)
+        rows["accuracy_drop"].append(0.0)
+        rows["choice_split"].append(z)
         if z > 0:
             for key in ("device_param_bytes", "device_work"):
                 if rows[key][z] < rows[key][z - 1]:

@@ -53,8 +53,9 @@ USER_QUANTILE_NAMES = tuple(f"user_charged_cost_p{round(100 * q):02d}" for q in 
 
 
 def request_charged_cost(out: sm.UserOutcome, cost: CostConfig) -> torch.Tensor:
-    """(B, K) eq. 12 of each request, a failure charged C^fail (``charged_cost`` before the mean over users)."""
-    return torch.where(out.served, cost.mu1 * out.privacy + cost.mu2 * out.energy_j, out.failure_charge)
+    """(B, K) eq. 12 of each request (+ a defense option's accuracy cost), a failure charged C^fail
+    (``charged_cost`` before the mean over users)."""
+    return torch.where(out.served, out.spent(cost), out.failure_charge)
 
 
 def user_quantiles(per_user: torch.Tensor) -> dict[str, float]:

@@ -100,7 +100,7 @@ class EdgeParallelEnv(ParallelEnv):
             k = self._index[agent]
             server[0, k], split[0, k] = int(action[0]), int(action[1])
         device = self.env.device
-        limit = self.env.catalog.num_splits[self.env.request_service].cpu()
+        limit = (self.env.catalog.split_valid.sum(-1) - 1)[self.env.request_service].cpu()   # L_i, or its last option
         server, split = server.clamp(0, J - 1).to(device), torch.minimum(split, limit).to(device)
         compute, bandwidth = self.allocation.allocate(self.env, self.env.allocation_observation(server, split))
         res = self.env.step(server, split, compute, bandwidth)

@@ -73,21 +73,22 @@ def upload_energy_j(user_power_w: torch.Tensor, upload_s: torch.Tensor) -> torch
     return user_power_w * upload_s
 
 
-def effective_leakage(ssim: torch.Tensor, floor: torch.Tensor, split_valid: torch.Tensor,
-                      measure: str) -> torch.Tensor:
+def effective_leakage(ssim: torch.Tensor, floor: torch.Tensor, choice_split: torch.Tensor,
+                      num_splits: torch.Tensor, measure: str) -> torch.Tensor:
     """Lea(z) of eq. 10 from the measured SSIM (I, Z) and each service's no-information floor (I,).
 
     ``"ssim"``: Lea = SSIM (eq. 3). ``"above_floor"``: Lea = clamp((SSIM − floor) / (1 − floor), 0, 1), the
     share of the reconstruction quality an attacker gains over guessing the mean image. The boundary
-    cases stay Lea(0) = 1 and Lea(L_i) = 0 (and padded splits keep Lea(L_i)).
+    cases stay Lea(0) = 1 and Lea(L_i) = 0 (and padded splits keep Lea(L_i)). ``choice_split`` (I, Z) is the
+    split point each column runs (a defense option's column runs its split) and ``num_splits`` (I,) L_i.
     """
     if measure == "ssim":
         return ssim
     f = floor.unsqueeze(-1)
     above = ((ssim - f) / (1.0 - f)).clamp(0.0, 1.0)
-    z = torch.arange(ssim.shape[-1], device=ssim.device)
-    last = split_valid.long().sum(-1, keepdim=True) - 1
-    return torch.where(z == 0, torch.ones_like(ssim), torch.where(z >= last, torch.zeros_like(ssim), above))
+    last = num_splits.unsqueeze(-1)
+    return torch.where(choice_split == 0, torch.ones_like(ssim),
+                       torch.where(choice_split >= last, torch.zeros_like(ssim), above))
 
 
 def privacy_cost(privacy_pref: torch.Tensor, leakage: torch.Tensor, input_batch: torch.Tensor,
@@ -103,14 +104,17 @@ def system_cost(mean_privacy: torch.Tensor, mean_energy_j: torch.Tensor, cfg: Co
 
 
 def user_reward(privacy: torch.Tensor, energy_j: torch.Tensor, delay_s: torch.Tensor, served: torch.Tensor,
-                cost: CostConfig, reward: RewardConfig) -> torch.Tensor:
+                cost: CostConfig, reward: RewardConfig, accuracy_cost: torch.Tensor | None = None) -> torch.Tensor:
     """R^usr (eq. 25): −(μ1 C^priv + μ2 e + μ3 [τ − τ̄]_+) if served, else R^fail − μ1 C^priv − μ2 e.
 
     An unserved user's C^priv and e are 0 for a miss and what its action spent for a time-out, so a
     time-out earns R^fail − μ1 C^priv − μ2 e ≤ −(μ1 C^priv + μ2 e + μ3 (τ_fail − τ̄)), the reward of the same
-    action finishing at τ_fail, whenever R^fail ≤ −μ3 (τ_fail − τ̄) (checked in ``EnvConfig``).
+    action finishing at τ_fail, whenever R^fail ≤ −μ3 (τ_fail − τ̄) (checked in ``EnvConfig``). With defenses
+    (``env.defenses``) the option's ``accuracy_cost`` is spent too.
     """
     spent = cost.mu1 * privacy + cost.mu2 * energy_j
+    if accuracy_cost is not None:
+        spent = spent + accuracy_cost
     excess = (delay_s - cost.delay_limit_s).clamp_min(0.0)
     return torch.where(served, -(spent + reward.mu3 * excess), reward.reward_fail - spent)
 
@@ -154,20 +158,29 @@ class UserOutcome:
     energy_j: torch.Tensor        # e_k, eq. 8 (0 for a miss)
     privacy: torch.Tensor         # C^priv_k, eq. 10 (0 for a miss)
     failure_charge: torch.Tensor  # C^fail_k: no served outcome of this request costs more (:func:`failure_charge`)
+    accuracy_cost: torch.Tensor | float = 0.0   # ω_acc · D^in · Δacc of a defense option (0 without them, or a miss)
+
+    def spent(self, cost: CostConfig) -> torch.Tensor:
+        """μ1 C^priv + μ2 e + the accuracy cost: what the action spent (eq. 12 per request, + defenses)."""
+        return cost.mu1 * self.privacy + cost.mu2 * self.energy_j + self.accuracy_cost
 
 
 def failure_charge(privacy_pref: torch.Tensor, input_batch: torch.Tensor, raw_input_bytes: torch.Tensor,
                    model_work: torch.Tensor, energy_j_per_flop: torch.Tensor, user_power_w: torch.Tensor,
-                   cost: CostConfig, tau_fail_s: float) -> torch.Tensor:
-    """C^fail_k = μ1 C^priv(Lea = 1) + μ2 (ε D^in Ω + P_k τ_fail), Ω = Ω^U(z) + Ω^E(z) the whole model.
+                   cost: CostConfig, tau_fail_s: float, worst_accuracy_cost: torch.Tensor | float = 0.0
+                   ) -> torch.Tensor:
+    """C^fail_k = μ1 C^priv(Lea = 1) + μ2 (ε D^in Ω + P_k τ_fail) + max accuracy cost, Ω the whole model.
 
-    An upper bound on μ1 C^priv_k + μ2 e_k of every *served* outcome of the request, whatever its server,
-    split and shares: Lea ≤ 1 (eq. 10), Ω^U(z) ≤ Ω (eq. 6) and τ^U2E ≤ τ^succ ≤ τ_fail (eq. 7). Charging a
-    failed request C^fail therefore never makes failing look cheaper than serving.
+    An upper bound on what every *served* outcome of the request spends, whatever its server, split and
+    shares: Lea ≤ 1 (eq. 10), Ω^U(z) ≤ Ω (eq. 6), τ^U2E ≤ τ^succ ≤ τ_fail (eq. 7), and no option of the
+    service costs more accuracy than its worst (``worst_accuracy_cost``; 0 without defenses). Ω is the
+    work of the plain split (a defense's few extra MACs are within the bound's slack at the other terms,
+    and are added by the caller where present). Charging a failed request C^fail therefore never makes
+    failing look cheaper than serving.
     """
     worst_privacy = privacy_cost(privacy_pref, torch.ones_like(input_batch), input_batch, raw_input_bytes, cost)
     worst_energy = compute_energy_j(energy_j_per_flop, input_batch, model_work) + upload_energy_j(user_power_w, tau_fail_s)
-    return cost.mu1 * worst_privacy + cost.mu2 * worst_energy
+    return cost.mu1 * worst_privacy + cost.mu2 * worst_energy + worst_accuracy_cost
 
 
 def user_outcome(*, input_batch: torch.Tensor, download_bytes: torch.Tensor, device_work: torch.Tensor,
@@ -175,8 +188,13 @@ def user_outcome(*, input_batch: torch.Tensor, download_bytes: torch.Tensor, dev
                  raw_input_bytes: torch.Tensor, hosted: torch.Tensor, user_flops: torch.Tensor,
                  allocated_flops: torch.Tensor, downlink_bps: torch.Tensor, uplink_bps: torch.Tensor,
                  user_power_w: torch.Tensor, energy_j_per_flop: torch.Tensor, privacy_pref: torch.Tensor,
-                 cost: CostConfig, tau_fail_s: float) -> UserOutcome:
-    """Eq. 4–10 for one (server, split, allocation) choice per user; everything broadcasts."""
+                 cost: CostConfig, tau_fail_s: float, accuracy_drop: torch.Tensor | None = None,
+                 worst_accuracy_drop: torch.Tensor | None = None, model_work: torch.Tensor | None = None
+                 ) -> UserOutcome:
+    """Eq. 4–10 for one (server, split, allocation) choice per user; everything broadcasts.
+
+    ``accuracy_drop`` Δacc of the chosen column (a defense option) and ``worst_accuracy_drop`` the service's
+    largest (for C^fail); ``model_work`` the whole model's work Ω (default Ω^U + Ω^E of the choice)."""
     t_down = download_delay_s(download_bytes, downlink_bps)
     t_local = local_compute_delay_s(input_batch, device_work, user_flops)
     t_up = upload_delay_s(input_batch, uplink_bytes, uplink_bps)
@@ -189,9 +207,15 @@ def user_outcome(*, input_batch: torch.Tensor, download_bytes: torch.Tensor, dev
         + upload_energy_j(user_power_w, t_up.clamp_max(tau_fail_s))              # eq. 6–8
     privacy = privacy_cost(privacy_pref, leakage, input_batch, raw_input_bytes, cost)     # eq. 10
     zero = torch.zeros_like(energy)
-    charge = failure_charge(privacy_pref, input_batch, raw_input_bytes, device_work + server_work,
-                            energy_j_per_flop, user_power_w, cost, tau_fail_s)
+    if accuracy_drop is None:
+        accuracy, worst_accuracy = zero, 0.0
+    else:
+        accuracy = torch.where(hosted, cost.accuracy_weight * input_batch * accuracy_drop, zero)
+        worst_accuracy = cost.accuracy_weight * input_batch * worst_accuracy_drop
+    charge = failure_charge(privacy_pref, input_batch, raw_input_bytes,
+                            device_work + server_work if model_work is None else model_work,
+                            energy_j_per_flop, user_power_w, cost, tau_fail_s, worst_accuracy)
     return UserOutcome(download_s=t_down, local_s=t_local, upload_s=t_up, edge_s=t_edge, hosted=hosted,
                        served=served, timed_out=timed_out, delay_s=delay,
                        energy_j=torch.where(hosted, energy, zero), privacy=torch.where(hosted, privacy, zero),
-                       failure_charge=charge)
+                       failure_charge=charge, accuracy_cost=accuracy)
