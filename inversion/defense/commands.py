@@ -40,7 +40,13 @@ def summary_table(summary: DefendSummary) -> str:
     header = ["z", "defense", "strength", "seeds", "bytes", "device MMAC", "server MMAC", "accuracy", "drop",
               "decoder", "unaware", "rMLE", "worst"]
     rows = []
-    for (z, name, strength), recs in by_option(summary.records).items():
+
+    def weakest_first(item):
+        (z, name, strength), _ = item
+        lower = name != "none" and DEFENSES.get(name).stronger == "lower"
+        return z, name != "none", name, -strength if lower else strength
+
+    for (z, name, strength), recs in sorted(by_option(summary.records).items(), key=weakest_first):
         attack = {a: _mean([r["attacks"].get(a, {}).get("ssim") for r in recs]) for a in ATTACKS}
         rows.append([z, name, "-" if name == "none" else f"{strength:g}", len(recs), recs[0]["sent_bytes"],
                      f"{recs[0]['device_macs'] / 1e6:.2f}", f"{recs[0]['server_macs'] / 1e6:.2f}",
@@ -110,4 +116,5 @@ def defend(model: str, defense: str, strengths: str | None, layers: str | None, 
     summary = run_defend(request, log=lambda line: click.echo(line, err=True))
     click.echo(summary_table(summary))
     figure = write_figure(folder / FIGURE_NAME, summary.model, summary.records, summary.floor, smoke=budget == "smoke")
-    click.echo(f"profile: {summary.profile_path} (set {summary.settings_key})   figure: {figure}")
+    click.echo(f"profile: {summary.profile_path} (set {summary.settings_key}: {summary.set_size} options in all)   "
+               f"figure: {figure}")

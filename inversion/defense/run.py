@@ -71,11 +71,12 @@ class DefendSummary:
     model: str
     profile_path: Path
     settings_key: str
-    records: dict[str, dict[str, Any]]     # every record of the set, this run's and earlier ones
+    records: dict[str, dict[str, Any]]     # the requested options' records, this run's and earlier ones
     priced: list[str]
     skipped: list[str]
     reference_accuracy: float
     floor: float
+    set_size: int = 0                      # records the set holds in all (other options included)
 
 
 def trained_record(model: str) -> dict[str, Any] | None:
@@ -171,7 +172,8 @@ def run_defend(request: DefendRequest, log: Callable[[str], None] = lambda s: No
         f"{len(todo)}; undefended test accuracy {reference.value:.4f} on {reference.n} images; {device}, "
         f"{'bf16' if bf16 else 'fp32'}, budget {budget.name}")
     victims: dict[int, Victim] = {}
-    floor = 0.0
+    aux, vic = data.attacker_images(budget.n_train, budget.n_test, request.seeds[0])
+    floor = no_information_floor(aux, vic).ssim.mean
     priced: list[str] = []
     bar = tqdm(total=len(todo), desc=f"{loaded.name}: defenses", unit="option", file=sys.stderr,
                dynamic_ncols=True, disable=not todo)
@@ -198,5 +200,8 @@ def run_defend(request: DefendRequest, log: Callable[[str], None] = lambda s: No
                 "on this machine (options that fine-tune take longer; the bar's ETA follows the measured pace)")
     bar.close()
     table = store.read_profile(profile_path, loaded.name)
-    return DefendSummary(loaded.name, profile_path, key, defense_table.records(table, key), priced,
-                         [defense_table.option_key(*o) for o in options if o not in todo], reference.value, floor)
+    every = defense_table.records(table, key)
+    asked = {defense_table.option_key(*o) for o in options}
+    return DefendSummary(loaded.name, profile_path, key, {k: v for k, v in every.items() if k in asked}, priced,
+                         [defense_table.option_key(*o) for o in options if o not in todo], reference.value, floor,
+                         len(every))
