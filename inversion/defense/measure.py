@@ -83,13 +83,15 @@ class Victim:
 
 
 def _estimate_json(originals: torch.Tensor, recon: torch.Tensor, aux_images: torch.Tensor) -> dict[str, Any]:
-    """SSIM and PSNR with CIs over ``originals``, and the no-information floor on those same images."""
+    """SSIM, PSNR and pixel MSE (images in [0, 1]) with CIs over ``originals``, and the no-information floor
+    on those same images."""
     per_image = ssim_per_image(originals, recon)
     leak = Leakage(mean_ci95(per_image), mean_ci95(psnr_per_image(originals, recon)))
     ssim, psnr = leak.ssim.as_json(), leak.psnr.as_json()
     floor = no_information_floor(aux_images, originals).ssim
+    mse = mean_ci95(((originals.float() - recon.float()) ** 2).flatten(1).mean(1).numpy()).as_json()
     return {"ssim": ssim["mean"], "ssim_ci95": ssim["ci95"], "psnr": psnr["mean"], "psnr_ci95": psnr["ci95"],
-            "n": ssim["n"], "floor_ssim": round(floor.mean, 4), "floor_ssim_ci95": [round(v, 4) for v in floor.ci95],
+            "mse": mse["mean"], "mse_ci95": mse["ci95"], "n": ssim["n"], "floor_ssim": round(floor.mean, 4), "floor_ssim_ci95": [round(v, 4) for v in floor.ci95],
             "ssim_per_image": [round(float(v), 4) for v in per_image]}
 
 
