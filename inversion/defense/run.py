@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,7 +32,8 @@ from inversion.config import settings_digest
 from inversion.data import victim_input
 from inversion.defense import adversarial, builtin  # noqa: F401  (registers the built-in defenses)
 from inversion.defense import table as defense_table
-from inversion.defense.finetune import accuracy
+from inversion.defense.builtin import NoDefense
+from inversion.defense.finetune import DefendedSplit, accuracy, finetune
 from inversion.defense.labelled import load_labelled
 from inversion.defense.measure import BUDGETS, Victim, price_option
 from inversion.defense.registry import DEFENSES, parse_strengths
@@ -133,6 +134,32 @@ def _options(request: DefendRequest, num_units: int) -> list[tuple[int, str, flo
     return out
 
 
+PROBE_STEPS = 3
+
+
+def _finetune_step_s(victim: Victim, z: int, budget) -> float:
+    """Seconds per fine-tuning step of device and server at split ``z`` (after one untimed step)."""
+    probe = DefendedSplit(victim.split_model.head(z), NoDefense(0.0, ()), victim.split_model.tail(z), victim.channels)
+    probe.defense.trains = "both"
+    config = replace(budget.finetune, steps=1, val_images=0)
+    finetune(probe.to(victim.device), victim.train_x, victim.train_y, config, victim.device, victim.bf16, 0)
+    started = time.perf_counter()
+    finetune(probe, victim.train_x, victim.train_y, replace(config, steps=PROBE_STEPS), victim.device, victim.bf16, 0)
+    return (time.perf_counter() - started) / PROBE_STEPS
+
+
+def _plan_line(todo: list[tuple[int, str, float, int]], first_s: float, victim: Victim, budget) -> str:
+    """The first option's time for every option, plus the fine-tuning of those that train (timed by a probe
+    at the deepest split they use); the probe changes no value."""
+    trained = [o for o in todo[1:] if DEFENSES.get(o[1]).trains != "none"]
+    extra = len(trained) * budget.finetune.steps * _finetune_step_s(victim, max(o[0] for o in trained), budget) \
+        if trained else 0.0
+    total = first_s * len(todo) + extra
+    span = lambda s: f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min"  # noqa: E731
+    return (f"plan: {len(todo)} options ≈ {span(total)} on this machine: {first_s:.0f} s each (the first), "
+            f"+ fine-tuning {len(trained)} of them ≈ {span(extra)}; the bar's ETA follows the measured pace")
+
+
 def run_defend(request: DefendRequest, log: Callable[[str], None] = lambda s: None) -> DefendSummary:
     """Price every requested option; see the module docstring for the order of work."""
     device = resolve_device(request.device)
@@ -195,9 +222,7 @@ def run_defend(request: DefendRequest, log: Callable[[str], None] = lambda s: No
         priced.append(defense_table.option_key(z, name, strength, seed) + ("" if outcome != "kept" else " (kept)"))
         bar.update(1)
         if nth == 1 and len(todo) > 1:
-            first = time.perf_counter() - started
-            log(f"plan: {len(todo)} options; the first took {first:.0f} s, so ≈ {first * len(todo) / 60:.0f} min "
-                "on this machine (options that fine-tune take longer; the bar's ETA follows the measured pace)")
+            log(_plan_line(todo, time.perf_counter() - started, victim, budget))
     bar.close()
     table = store.read_profile(profile_path, loaded.name)
     every = defense_table.records(table, key)
