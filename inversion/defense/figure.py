@@ -55,7 +55,10 @@ def write_figure(path: Path, model: str, records: dict[str, dict[str, Any]], flo
         if floor is not None:
             ax.axhline(floor, ls="--", color="gray", lw=1)
         ax.set_title(f"split {z}")
-        ax.set_xlabel("accuracy drop")
+        ax.set_xscale("symlog", linthresh=0.01)          # drops under 1 % spread out, large ones compressed
+        drops = [float(np.mean([r["accuracy_drop"] or 0.0 for r in recs])) for k, recs in groups.items() if k[0] == z]
+        ax.set_xlim(min(0.0, min(drops)) - 0.002, max(0.02, max(drops) * 1.8))
+        ax.set_xlabel("accuracy drop (linear below 0.01, log above)")
         ax.set_ylabel("leakage: worst attack SSIM")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(splits):]:
