@@ -119,8 +119,8 @@ def markdown(rows: list[dict]) -> str:
         top = ", ".join(f"{name} ({n})" for name, n in r["top_choices"]) or "–"
         lines.append(f"| {r['policy']} | {'on' if r['defenses'] else 'off'} | {c['mean']:.1f} [{c['ci95'][0]:.1f}, "
                      f"{c['ci95'][1]:.1f}] | {r['user_cost']['mean']:.1f} | {r['delay_s']['mean']:.2f} "
-                     f"| {r['success_rate']['mean']:.3f} | {100 * r['defended_share']:.1f} % / "
-                     f"{100 * r['defended_share_where_offered']:.1f} % | {r['mean_accuracy_drop']:.4f} | {top} |")
+                     f"| {r['success_rate']['mean']:.3f} | {100 * r['defended_share']:.2f} % / "
+                     f"{100 * r['defended_share_where_offered']:.2f} % | {r['mean_accuracy_drop']:.4f} | {top} |")
     return "\n".join(lines)
 
 
