@@ -174,9 +174,9 @@ def failure_charge(privacy_pref: torch.Tensor, input_batch: torch.Tensor, raw_in
     An upper bound on what every *served* outcome of the request spends, whatever its server, split and
     shares: Lea ≤ 1 (eq. 10), Ω^U(z) ≤ Ω (eq. 6), τ^U2E ≤ τ^succ ≤ τ_fail (eq. 7), and no option of the
     service costs more accuracy than its worst (``worst_accuracy_cost``; 0 without defenses). Ω is the
-    work of the plain split (a defense's few extra MACs are within the bound's slack at the other terms,
-    and are added by the caller where present). Charging a failed request C^fail therefore never makes
-    failing look cheaper than serving.
+    whole model's work; for a service with defense options the env passes the largest Ω^U + Ω^E over its
+    columns, so a bottleneck's extra MACs stay inside the bound. Charging a failed request C^fail therefore
+    never makes failing look cheaper than serving.
     """
     worst_privacy = privacy_cost(privacy_pref, torch.ones_like(input_batch), input_batch, raw_input_bytes, cost)
     worst_energy = compute_energy_j(energy_j_per_flop, input_batch, model_work) + upload_energy_j(user_power_w, tau_fail_s)
